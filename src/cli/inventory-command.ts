@@ -1,0 +1,35 @@
+import { buildInventory } from '../devices/inventory.js';
+import { Nvml } from '../nvml/nvml.js';
+import { type Command, ExitCode } from './command.js';
+import { nvmlOptions } from './common-options.js';
+import { formatInventory } from './format-inventory.js';
+import { hostPathsFrom } from './host-paths.js';
+
+export const inventoryCommand: Command = {
+  name: 'inventory',
+  summary: 'Show the GPUs and MIG devices NVML reports on this node',
+  options: [
+    ...nvmlOptions,
+    {
+      flag: 'output',
+      type: 'string',
+      default: 'text',
+      choices: ['text', 'json'],
+      description: 'Output format',
+    },
+  ],
+  async run(args, io) {
+    const nvml = await Nvml.open({ libraryPath: args.values['nvml-library'] as string });
+    try {
+      const inventory = await buildInventory(nvml, hostPathsFrom(args.values));
+      io.stdout.write(
+        args.values.output === 'json'
+          ? `${JSON.stringify(inventory, null, 2)}\n`
+          : `${formatInventory(inventory)}\n`,
+      );
+      return ExitCode.OK;
+    } finally {
+      nvml.shutdown();
+    }
+  },
+};

@@ -1,0 +1,162 @@
+/**
+ * A simulated GPU node: a private copy of a mock NVML state file that a test or the demo edits while
+ * the agent runs (the mock library re-reads it on change). Writes are atomic (tmp + rename), as a
+ * real driver's state never appears half-written.
+ */
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { HostPaths } from '../devices/sysfs.js';
+import { toSysfsBusId } from '../nvml/pci.js';
+import { mockNodePath, mockNvmlLibraryPath } from '../paths.js';
+
+export interface MockProcess {
+  pid: number;
+  usedMemoryMiB: number;
+  smUtil?: number;
+  memUtil?: number;
+}
+
+export interface MockMigDevice {
+  uuid: string;
+  giId: number;
+  ciId: number;
+  profile: string;
+  memoryMiB: number;
+  multiprocessors: number;
+  processes?: MockProcess[];
+}
+
+export interface MockDevice {
+  uuid: string;
+  name: string;
+  minor: number;
+  pciBusId: string;
+  memoryTotalMiB: number;
+  computeCapability?: [number, number];
+  utilization?: { gpu: number; memory: number };
+  temperatureC?: number;
+  powerMw?: number;
+  numaNode?: number;
+  pcieSwitch?: number;
+  nvlinkPeers?: number[];
+  migEnabled?: boolean;
+  migDevices?: MockMigDevice[];
+  processes?: MockProcess[];
+  supportedEvents?: string[];
+  failures?: Record<string, string | number>;
+  lost?: boolean;
+}
+
+export interface MockEvent {
+  seq: number;
+  uuid: string;
+  xid?: number;
+  type?: 'xid' | 'dbe' | 'sbe';
+  giId?: number;
+  ciId?: number;
+}
+
+export interface MockNvmlState {
+  driverVersion: string;
+  cudaDriverVersion?: number;
+  nvmlVersion?: string;
+  failures?: Record<string, string | number>;
+  devices: MockDevice[];
+  events?: MockEvent[];
+}
+
+export class MockNode {
+  private writes = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly statePath: string,
+    private current: MockNvmlState,
+  ) {}
+
+  /** Copies a ready node (`dgx-a100`, `mixed-mig`, `single-t4`) or takes a state object. */
+  static async create(from: string | MockNvmlState, dir?: string): Promise<MockNode> {
+    const state: MockNvmlState =
+      typeof from === 'string'
+        ? JSON.parse(await readFile(mockNodePath(from), 'utf8'))
+        : structuredClone(from);
+    const home = dir ?? (await mkdtemp(path.join(os.tmpdir(), 'vgpu-mock-node-')));
+    const node = new MockNode(home, path.join(home, 'nvml-state.json'), state);
+    await node.write();
+    return node;
+  }
+
+  /** Path of the mock libnvidia-ml to give the agent (`--nvml-library`). */
+  get libraryPath(): string {
+    return mockNvmlLibraryPath();
+  }
+
+  /**
+   * A fake host /sys and /proc for this node, written from the state: each GPU's NUMA node and the
+   * MIG capability minors, as the inventory reads them on a real host.
+   */
+  get hostPaths(): HostPaths {
+    return { sysfsRoot: path.join(this.dir, 'sys'), procRoot: path.join(this.dir, 'proc') };
+  }
+
+  get state(): MockNvmlState {
+    return structuredClone(this.current);
+  }
+
+  /** The mock reads MOCK_NVML_STATE at nvmlInit; call before opening NVML in this process. */
+  exportEnv(env: NodeJS.ProcessEnv = process.env): void {
+    env.MOCK_NVML_STATE = this.statePath;
+  }
+
+  async update(change: (state: MockNvmlState) => void): Promise<void> {
+    change(this.current);
+    await this.write();
+  }
+
+  /** Queues an Xid (or ECC) event for one GPU; the mock delivers it once to each registered event set. */
+  async injectEvent(event: Omit<MockEvent, 'seq'>): Promise<void> {
+    await this.update((state) => {
+      state.events ??= [];
+      const events = state.events;
+      const seq = events.reduce((max, e) => Math.max(max, e.seq), 0) + 1;
+      events.push({ seq, ...event });
+    });
+  }
+
+  async setLost(uuid: string, lost: boolean): Promise<void> {
+    await this.update((state) => {
+      const device = state.devices.find((d) => d.uuid === uuid);
+      if (!device) throw new Error(`mock node has no GPU ${uuid}`);
+      device.lost = lost;
+    });
+  }
+
+  async remove(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async writeHostFiles(): Promise<void> {
+    const { sysfsRoot, procRoot } = this.hostPaths;
+    const minors: string[] = [];
+    let nextMinor = 1;
+    for (const device of this.current.devices) {
+      const dir = path.join(sysfsRoot, 'bus/pci/devices', toSysfsBusId(device.pciBusId));
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'numa_node'), `${device.numaNode ?? -1}\n`);
+      for (const mig of device.migDevices ?? []) {
+        minors.push(`gpu${device.minor}/gi${mig.giId}/access ${nextMinor++}`);
+        minors.push(`gpu${device.minor}/gi${mig.giId}/ci${mig.ciId}/access ${nextMinor++}`);
+      }
+    }
+    await mkdir(path.join(procRoot, 'driver/nvidia-caps'), { recursive: true });
+    await writeFile(path.join(procRoot, 'driver/nvidia-caps/mig-minors'), `${minors.join('\n')}\n`);
+  }
+
+  private async write(): Promise<void> {
+    await this.writeHostFiles();
+    const tmp = `${this.statePath}.${process.pid}.${++this.writes}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(this.current, null, 2)}\n`);
+    await rename(tmp, this.statePath);
+  }
+}

@@ -1,0 +1,252 @@
+/** `flags`: the options NVIDIA also takes on its command line, plus `flags.plugin.cdiKind`. */
+import { z } from 'zod';
+import { describeValue, oneOf } from './describe.js';
+import { absolutePath, doc } from './schema-fields.js';
+
+export const MIG_STRATEGIES = ['none', 'single', 'mixed'] as const;
+export const DEVICE_LIST_STRATEGIES = ['envvar', 'volume-mounts', 'cdi-annotations', 'cdi-cri'] as const;
+export const DEVICE_ID_STRATEGIES = ['uuid', 'index'] as const;
+export const ALLOCATION_POLICIES = ['distributed', 'packed'] as const;
+export const DEVICE_DISCOVERY_STRATEGIES = ['auto', 'nvml'] as const;
+
+export type DeviceListStrategy = (typeof DEVICE_LIST_STRATEGIES)[number];
+
+const GFD_ONLY = 'used by gpu-feature-discovery only; no effect in vgpu-agent';
+
+const deviceListStrategySchema = z
+  .unknown()
+  .transform((value, ctx): DeviceListStrategy[] => {
+    const single = typeof value === 'string';
+    const items: unknown = single ? [value] : value;
+    if (!Array.isArray(items)) {
+      ctx.issues.push({
+        code: 'custom',
+        message: `expected a strategy or a list of strategies (got ${describeValue(value)})`,
+        input: value,
+      });
+      return z.NEVER;
+    }
+    if (items.length === 0) {
+      ctx.issues.push({ code: 'custom', message: 'must list at least one strategy', input: value });
+      return z.NEVER;
+    }
+    items.forEach((item, index) => {
+      if (!(DEVICE_LIST_STRATEGIES as readonly unknown[]).includes(item)) {
+        ctx.issues.push({
+          code: 'custom',
+          message: `invalid strategy: ${String(item)} (expected ${oneOf(DEVICE_LIST_STRATEGIES)})`,
+          input: item,
+          path: single ? [] : [index],
+        });
+      }
+    });
+    // NVIDIA dedupes the list (internal/plugin/server_test.go: foo,bar,foo → foo,bar); order is kept.
+    return [...new Set(items as DeviceListStrategy[])];
+  })
+  .prefault('envvar')
+  .meta(
+    doc({
+      description:
+        'How Allocate hands the devices to the container runtime. Several may be combined; duplicates ' +
+        'are dropped. `envvar` sets NVIDIA_VISIBLE_DEVICES; `volume-mounts` mounts /dev/null entries under ' +
+        '/var/run/nvidia-container-devices; `cdi-annotations` and `cdi-cri` name CDI devices.',
+      type: 'string or list of strings',
+      choices: DEVICE_LIST_STRATEGIES,
+      example: '[envvar, cdi-cri]',
+    }),
+  );
+
+// Go's time.ParseDuration syntax (what NVIDIA accepts), plus NVIDIA's "infinite".
+const GO_DURATION = /^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$/;
+
+const sleepIntervalSchema = z
+  .unknown()
+  .refine(
+    (value) =>
+      (typeof value === 'number' && Number.isFinite(value)) ||
+      (typeof value === 'string' && (value === 'infinite' || GO_DURATION.test(value))),
+    {
+      error: (issue) =>
+        `expected a duration such as "60s", a number of nanoseconds or "infinite" (got ${describeValue(issue.input)})`,
+    },
+  );
+
+const gfdSchema = z.strictObject({
+  oneshot: z
+    .boolean()
+    .optional()
+    .meta(doc({ description: 'GFD: label once and exit.' })),
+  noTimestamp: z
+    .boolean()
+    .optional()
+    .meta(doc({ description: 'GFD: omit the timestamp label.' })),
+  sleepInterval: sleepIntervalSchema.optional().meta(
+    doc({
+      description: 'GFD: time between two labelling passes.',
+      type: 'duration',
+      allowed: 'nanoseconds, a Go duration (`60s`) or `infinite`',
+    }),
+  ),
+  outputFile: z
+    .string()
+    .optional()
+    .meta(doc({ description: 'GFD: where the labels are written.' })),
+  machineTypeFile: z
+    .string()
+    .optional()
+    .meta(doc({ description: 'GFD: file holding the machine type.' })),
+});
+
+const cdiKindSchema = z
+  .string()
+  .refine(
+    (kind) => /^[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?\/[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?$/.test(kind),
+    {
+      error: (issue) =>
+        `expected a CDI kind "<vendor>/<class>", such as nvidia.com/gpu (got ${describeValue(issue.input)})`,
+    },
+  );
+
+const pluginSchema = z.strictObject({
+  passDeviceSpecs: z
+    .boolean()
+    .default(false)
+    .meta(
+      doc({
+        description:
+          'Also return the device nodes (/dev/nvidiaN, nvidiactl, nvidia-uvm, …) in Allocate, for runtimes ' +
+          'without the NVIDIA hook (CPU manager static policy).',
+      }),
+    ),
+  deviceListStrategy: deviceListStrategySchema,
+  deviceIDStrategy: z
+    .enum(DEVICE_ID_STRATEGIES)
+    .default('uuid')
+    .meta(
+      doc({
+        description:
+          'How devices are named to the runtime: GPU/MIG UUIDs or indices (`0`, `0:1`). Kubelet always ' +
+          'sees the device IDs of the plugin.',
+      }),
+    ),
+  cdiAnnotationPrefix: z
+    .string()
+    .min(1)
+    .default('cdi.k8s.io/')
+    .meta(
+      doc({ description: 'Prefix of the CDI annotation keys written by the `cdi-annotations` strategy.' }),
+    ),
+  cdiKind: cdiKindSchema.default('nvidia.com/gpu').meta(
+    doc({
+      description:
+        'CDI kind of the device names the CDI strategies return: `<cdiKind>=<device id>`, e.g. ' +
+        '`nvidia.com/gpu=GPU-…`, the names `nvidia-ctk cdi generate` writes. vgpu-agent only.',
+    }),
+  ),
+  nvidiaCTKPath: absolutePath()
+    .default('/usr/bin/nvidia-ctk')
+    .meta(doc({ description: 'Path of `nvidia-ctk` on the host, used as the hook in generated CDI specs.' })),
+  containerDriverRoot: absolutePath()
+    .default('/driver-root')
+    .meta(doc({ description: 'Where the host driver root is mounted inside the agent container.' })),
+  sharedDevicesAllocationPolicy: z
+    .enum(ALLOCATION_POLICIES)
+    .default('distributed')
+    .meta(
+      doc({
+        description:
+          'Preferred allocation for shared devices (replicas, slices, MIG): `distributed` picks the least ' +
+          'used GPUs first, `packed` fills one GPU before the next.',
+      }),
+    ),
+});
+
+export const flagsSchema = z.strictObject({
+  migStrategy: z
+    .enum(MIG_STRATEGIES)
+    .default('none')
+    .meta(
+      doc({
+        description:
+          'How MIG devices are advertised: `none` (MIG GPUs as whole `nvidia.com/gpu`), `single` (MIG devices ' +
+          'as `nvidia.com/gpu`, all of one profile), `mixed` (`nvidia.com/mig-<profile>` per profile).',
+      }),
+    ),
+  failOnInitError: z
+    .boolean()
+    .default(true)
+    .meta(
+      doc({
+        description:
+          'Exit when NVML cannot be loaded or initialised. `false` logs the error and idles, for DaemonSets ' +
+          'that also land on nodes without GPUs.',
+      }),
+    ),
+  nvidiaDriverRoot: absolutePath()
+    .default('/')
+    .meta(
+      doc({
+        description:
+          'Root of the NVIDIA driver installation on the host (`/run/nvidia/driver` with the GPU operator).',
+      }),
+    ),
+  nvidiaDevRoot: z
+    .string()
+    .refine((path) => path === '' || path.startsWith('/'), {
+      error: (issue) => `must be an absolute path (got ${describeValue(issue.input)})`,
+    })
+    .optional()
+    .meta(
+      doc({
+        description:
+          'Root under which the `/dev/nvidia*` nodes are found on the host; prefixes the host paths of device ' +
+          'specs. Empty or absent means the driver root.',
+        defaultText: 'same as `nvidiaDriverRoot`',
+      }),
+    ),
+  mpsRoot: z
+    .string()
+    .optional()
+    .meta(
+      doc({
+        description: 'NVIDIA: MPS pipe and shm directory.',
+        ignored: 'no effect: MPS is not supported by vgpu-agent',
+      }),
+    ),
+  gdrcopyEnabled: z
+    .boolean()
+    .default(false)
+    .meta(
+      doc({
+        description:
+          'Add `NVIDIA_GDRCOPY=enabled` to the container environment (the runtime then mounts GDRCopy).',
+      }),
+    ),
+  gdsEnabled: z
+    .boolean()
+    .default(false)
+    .meta(doc({ description: 'Add `NVIDIA_GDS=enabled` to the container environment (GPUDirect Storage).' })),
+  mofedEnabled: z
+    .boolean()
+    .default(false)
+    .meta(doc({ description: 'Add `NVIDIA_MOFED=enabled` to the container environment (Mellanox OFED).' })),
+  useNodeFeatureAPI: z
+    .boolean()
+    .optional()
+    .meta(doc({ description: 'GFD: publish labels as a NodeFeature object.', ignored: GFD_ONLY })),
+  deviceDiscoveryStrategy: z
+    .enum(DEVICE_DISCOVERY_STRATEGIES, {
+      error: (issue) =>
+        issue.input === 'tegra'
+          ? `tegra is not supported by vgpu-agent (expected ${oneOf(DEVICE_DISCOVERY_STRATEGIES)})`
+          : undefined,
+    })
+    .default('auto')
+    .meta(
+      doc({
+        description: 'How GPUs are discovered. Both values mean NVML; `tegra` (NVIDIA Jetson) is rejected.',
+      }),
+    ),
+  plugin: pluginSchema.prefault({}).meta(doc({ description: 'Options of the device plugin.' })),
+  gfd: gfdSchema.optional().meta(doc({ description: 'gpu-feature-discovery options.', ignored: GFD_ONLY })),
+});

@@ -1,0 +1,527 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import YAML from 'yaml';
+import { formatIssue } from './errors.js';
+import { configHash } from './hash.js';
+import { loadConfigFile, parseConfig } from './load.js';
+import type { EffectiveConfig } from './schema.js';
+
+function parse(text: string) {
+  const result = parseConfig(text, 'config.yaml');
+  return result.ok
+    ? { config: result.config, warnings: result.warnings }
+    : { errors: result.errors.map(formatIssue) };
+}
+
+const errorsOf = (text: string) => parse(text).errors;
+
+const DEFAULTS: EffectiveConfig = {
+  version: 'v1',
+  flags: {
+    migStrategy: 'none',
+    failOnInitError: true,
+    nvidiaDriverRoot: '/',
+    nvidiaDevRoot: '/',
+    gdrcopyEnabled: false,
+    gdsEnabled: false,
+    mofedEnabled: false,
+    deviceDiscoveryStrategy: 'auto',
+    plugin: {
+      passDeviceSpecs: false,
+      deviceListStrategy: ['envvar'],
+      deviceIDStrategy: 'uuid',
+      cdiAnnotationPrefix: 'cdi.k8s.io/',
+      cdiKind: 'nvidia.com/gpu',
+      nvidiaCTKPath: '/usr/bin/nvidia-ctk',
+      containerDriverRoot: '/driver-root',
+      sharedDevicesAllocationPolicy: 'distributed',
+    },
+  },
+  sharing: {
+    timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: false, resources: [] },
+    split: { resources: [], hookPath: '/usr/local/vgpu' },
+  },
+  health: { enabled: true, disabledXids: [13, 31, 43, 45, 68, 109], recoverAfterSeconds: 300 },
+};
+
+describe('defaults', () => {
+  test.each([['version: v1'], ['{}'], ['flags: {}\nsharing: {}\nhealth: {}']])(
+    '%j gives every default',
+    (text) => {
+      expect(parse(text)).toEqual({ config: DEFAULTS, warnings: [] });
+    },
+  );
+
+  test('the dev root follows the driver root unless set', () => {
+    expect(parse('flags:\n  nvidiaDriverRoot: /run/nvidia/driver\n').config?.flags).toMatchObject({
+      nvidiaDriverRoot: '/run/nvidia/driver',
+      nvidiaDevRoot: '/run/nvidia/driver',
+    });
+    expect(
+      parse('flags:\n  nvidiaDriverRoot: /run/nvidia/driver\n  nvidiaDevRoot: ""\n').config?.flags
+        .nvidiaDevRoot,
+    ).toBe('/run/nvidia/driver');
+    expect(
+      parse('flags:\n  nvidiaDriverRoot: /run/nvidia/driver\n  nvidiaDevRoot: /\n').config?.flags
+        .nvidiaDevRoot,
+    ).toBe('/');
+  });
+
+  test('health.disabledXids given in the file replaces the default list (sorted, deduplicated)', () => {
+    expect(parse('health:\n  disabledXids: [79, 13, 79]\n').config?.health.disabledXids).toEqual([13, 79]);
+  });
+
+  test.each([
+    [
+      'an empty document',
+      '',
+      'config.yaml: the document is empty (write "version: v1" for the default configuration)',
+    ],
+    [
+      'a comment only',
+      '# nothing\n',
+      'config.yaml: the document is empty (write "version: v1" for the default configuration)',
+    ],
+    ['a list', '- a\n- b\n', 'config.yaml:1:1: expected a mapping (got a list)'],
+    ['a scalar', 'v1\n', 'config.yaml:1:1: expected a mapping (got "v1")'],
+  ])('%s is an error', (_what, text, error) => {
+    expect(errorsOf(text)).toEqual([error]);
+  });
+});
+
+describe('an NVIDIA file loads unchanged', () => {
+  // Every key of NVIDIA's v1 format (api/config/v1), as an NVIDIA user might have it in a ConfigMap.
+  const NVIDIA_FILE = `
+version: v1
+flags:
+  migStrategy: "mixed"
+  failOnInitError: false
+  nvidiaDriverRoot: "/run/nvidia/driver"
+  nvidiaDevRoot: "/"
+  mpsRoot: "/run/nvidia/mps"
+  gdsEnabled: true
+  gdrcopyEnabled: false
+  mofedEnabled: false
+  useNodeFeatureAPI: true
+  deviceDiscoveryStrategy: nvml
+  plugin:
+    passDeviceSpecs: true
+    deviceListStrategy: [envvar, cdi-annotations]
+    deviceIDStrategy: index
+    cdiAnnotationPrefix: cdi.k8s.io/
+    nvidiaCTKPath: /usr/local/nvidia/toolkit/nvidia-ctk
+    containerDriverRoot: /driver-root
+    sharedDevicesAllocationPolicy: packed
+  gfd:
+    oneshot: false
+    noTimestamp: false
+    sleepInterval: 60s
+    outputFile: /etc/kubernetes/node-feature-discovery/features.d/gfd
+    machineTypeFile: /sys/class/dmi/id/product_name
+resources:
+  gpus:
+  - pattern: "*"
+    name: gpu
+  mig:
+  - pattern: "1g.5gb"
+    name: mig-1g.5gb
+sharing:
+  timeSlicing:
+    renameByDefault: true
+    failRequestsGreaterThanOne: true
+    resources:
+    - name: nvidia.com/gpu
+      replicas: 10
+    - name: nvidia.com/mig-1g.5gb
+      replicas: 2
+      rename: mig-small
+      devices: ["0:0", "0:1"]
+imex:
+  channelIDs: []
+  required: false
+`;
+
+  test('with the effective config and one warning per key without effect', () => {
+    expect(parse(NVIDIA_FILE)).toEqual({
+      config: {
+        version: 'v1',
+        flags: {
+          migStrategy: 'mixed',
+          failOnInitError: false,
+          nvidiaDriverRoot: '/run/nvidia/driver',
+          nvidiaDevRoot: '/',
+          gdrcopyEnabled: false,
+          gdsEnabled: true,
+          mofedEnabled: false,
+          deviceDiscoveryStrategy: 'nvml',
+          plugin: {
+            passDeviceSpecs: true,
+            deviceListStrategy: ['envvar', 'cdi-annotations'],
+            deviceIDStrategy: 'index',
+            cdiAnnotationPrefix: 'cdi.k8s.io/',
+            cdiKind: 'nvidia.com/gpu',
+            nvidiaCTKPath: '/usr/local/nvidia/toolkit/nvidia-ctk',
+            containerDriverRoot: '/driver-root',
+            sharedDevicesAllocationPolicy: 'packed',
+          },
+        },
+        sharing: {
+          timeSlicing: {
+            renameByDefault: true,
+            failRequestsGreaterThanOne: true,
+            resources: [
+              {
+                name: 'nvidia.com/gpu',
+                rename: 'nvidia.com/gpu.shared',
+                devices: { type: 'all' },
+                replicas: 10,
+              },
+              {
+                name: 'nvidia.com/mig-1g.5gb',
+                rename: 'nvidia.com/mig-small',
+                devices: {
+                  type: 'list',
+                  devices: [
+                    { type: 'mig-index', gpu: 0, mig: 0 },
+                    { type: 'mig-index', gpu: 0, mig: 1 },
+                  ],
+                },
+                replicas: 2,
+              },
+            ],
+          },
+          split: { resources: [], hookPath: '/usr/local/vgpu' },
+        },
+        health: DEFAULTS.health,
+      },
+      warnings: [
+        'config.yaml: flags.mpsRoot: no effect: MPS is not supported by vgpu-agent',
+        'config.yaml: flags.useNodeFeatureAPI: used by gpu-feature-discovery only; no effect in vgpu-agent',
+        'config.yaml: flags.gfd: used by gpu-feature-discovery only; no effect in vgpu-agent',
+        'config.yaml: resources: ignored, as by NVIDIA: custom resource names are not supported; the default names nvidia.com/gpu and nvidia.com/mig-<profile> apply',
+        'config.yaml: imex: no effect: IMEX channels are not supported by vgpu-agent',
+      ],
+    });
+  });
+
+  test('the same file as JSON gives the same config, warnings and hash', () => {
+    const fromYaml = parseConfig(NVIDIA_FILE, 'config.yaml');
+    const fromJson = parseConfig(JSON.stringify(YAML.parse(NVIDIA_FILE), null, 2), 'config.yaml');
+    expect(fromJson).toEqual(fromYaml);
+    expect(fromJson.ok && configHash(fromJson.config)).toBe(fromYaml.ok && configHash(fromYaml.config));
+  });
+
+  test("the README's time-slicing example", () => {
+    const text =
+      'version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 10\n';
+    expect(parse(text).config?.sharing.timeSlicing).toEqual({
+      renameByDefault: false,
+      failRequestsGreaterThanOne: false,
+      resources: [{ name: 'nvidia.com/gpu', rename: null, devices: { type: 'all' }, replicas: 10 }],
+    });
+  });
+
+  test('anchors, aliases and << merge keys (go-yaml v2 resolves them too)', () => {
+    const text =
+      'sharing:\n  timeSlicing:\n    resources:\n    - &gpu {name: gpu, replicas: 4}\n    - {<<: *gpu, name: mig-1g.5gb}\n';
+    expect(parse(text).config?.sharing.timeSlicing.resources.map((r) => [r.name, r.replicas])).toEqual([
+      ['nvidia.com/gpu', 4],
+      ['nvidia.com/mig-1g.5gb', 4],
+    ]);
+  });
+
+  test("YAML 1.1 booleans, which NVIDIA's go-yaml v2 reads as booleans, are booleans", () => {
+    expect(
+      parse('flags:\n  failOnInitError: no\n  gdsEnabled: yes\n  plugin:\n    passDeviceSpecs: on\n').config
+        ?.flags,
+    ).toMatchObject({
+      failOnInitError: false,
+      gdsEnabled: true,
+      plugin: { passDeviceSpecs: true },
+    });
+  });
+});
+
+describe('JSON', () => {
+  test('a JSON document is parsed like YAML', () => {
+    const text = JSON.stringify({
+      version: 'v1',
+      sharing: { split: { resources: [{ name: 'gpu', count: 4, memoryScaling: 0.5 }] } },
+    });
+    expect(parse(text).config?.sharing.split).toEqual({
+      hookPath: '/usr/local/vgpu',
+      resources: [
+        {
+          name: 'nvidia.com/gpu',
+          rename: null,
+          devices: { type: 'all' },
+          count: 4,
+          memoryScaling: 0.5,
+          coreScaling: 1,
+        },
+      ],
+    });
+  });
+
+  test('JSON errors carry the same paths', () => {
+    expect(errorsOf('{"sharing": {"timeSlicing": {"resources": [{"name": "gpu", "replicas": 1}]}}}')).toEqual(
+      ['config.yaml: sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2 (got 1)'],
+    );
+  });
+});
+
+describe('syntax errors', () => {
+  test.each([
+    [
+      'an unclosed flow sequence',
+      'flags:\n  plugin:\n    deviceListStrategy: [envvar\n',
+      ['config.yaml:4:1: Flow sequence in block collection must be sufficiently indented and end with a ]'],
+    ],
+    [
+      'a tab used as indentation',
+      'flags:\n\tmigStrategy: none\n',
+      ['config.yaml:2:1: Tabs are not allowed as indentation'],
+    ],
+    ['a duplicated key', 'version: v1\nversion: v1\n', ['config.yaml:2:1: Map keys must be unique']],
+    [
+      'two documents',
+      'version: v1\n---\nversion: v1\n',
+      ['config.yaml:2:1: Source contains multiple documents; please use YAML.parseAllDocuments()'],
+    ],
+    [
+      'an alias without anchor',
+      'flags: *missing\n',
+      ['config.yaml: Unresolved alias (the anchor must be set before the alias): missing'],
+    ],
+  ])('%s', (_what, text, errors) => {
+    expect(errorsOf(text)).toEqual(errors);
+  });
+
+  test('issues also carry line and column', () => {
+    const result = parseConfig('flags:\n  migStrategy: foo\n', 'config.yaml');
+    expect(result.ok ? [] : result.errors).toEqual([
+      {
+        source: 'config.yaml',
+        path: 'flags.migStrategy',
+        message: 'expected none, single or mixed (got "foo")',
+        line: 2,
+        column: 16,
+      },
+    ]);
+  });
+});
+
+describe('unknown keys', () => {
+  test.each([
+    [
+      'flags:\n  plugin:\n    deviceListStrategyy: envvar\n',
+      'flags.plugin.deviceListStrategyy: unknown key (did you mean "deviceListStrategy"?)',
+    ],
+    ['flags:\n  migstrategy: none\n', 'flags.migstrategy: unknown key (did you mean "migStrategy"?)'],
+    [
+      'flags:\n  failOnInitEror: true\n',
+      'flags.failOnInitEror: unknown key (did you mean "failOnInitError"?)',
+    ],
+    ['sharing:\n  timeslicing: {}\n', 'sharing.timeslicing: unknown key (did you mean "timeSlicing"?)'],
+    [
+      'sharing:\n  timeSlicing:\n    resources:\n    - name: gpu\n      replica: 2\n',
+      'sharing.timeSlicing.resources[0].replica: unknown key (did you mean "replicas"?)',
+    ],
+    // The right key in the wrong place.
+    [
+      'flags:\n  deviceListStrategy: envvar\n',
+      'flags.deviceListStrategy: unknown key (did you mean "flags.plugin.deviceListStrategy"?)',
+    ],
+    [
+      'sharing:\n  split:\n    count: 4\n',
+      'sharing.split.count: unknown key (did you mean "sharing.split.resources[].count"?)',
+    ],
+    [
+      'sharing:\n  nothingLikeIt: 1\n',
+      'sharing.nothingLikeIt: unknown key (expected one of: timeSlicing, mps, split)',
+    ],
+    [
+      'deviceSplitCount: 10\n',
+      'deviceSplitCount: unknown key (expected one of: version, flags, resources, sharing, health, imex)',
+    ],
+  ])('%j', (text, error) => {
+    expect(errorsOf(text)?.filter((e) => e.includes('unknown key'))).toEqual([`config.yaml: ${error}`]);
+  });
+
+  test('problems are listed in document order, one per unknown key', () => {
+    expect(errorsOf('flags:\n  migStrategyy: none\n  migStrategy: foo\n  gdsEnabld: true\n')).toEqual([
+      'config.yaml: flags.migStrategyy: unknown key (did you mean "migStrategy"?)',
+      'config.yaml: flags.migStrategy: expected none, single or mixed (got "foo")',
+      'config.yaml: flags.gdsEnabld: unknown key (did you mean "gdsEnabled"?)',
+    ]);
+  });
+});
+
+describe('sharing rules of vgpu-agent', () => {
+  test('MPS is rejected', () => {
+    expect(errorsOf('sharing:\n  mps:\n    resources:\n    - name: gpu\n      replicas: 2\n')).toEqual([
+      'config.yaml: sharing.mps: not supported by vgpu-agent; use sharing.timeSlicing or sharing.split',
+    ]);
+  });
+
+  test('a resource cannot be both time-sliced and split', () => {
+    const text = [
+      'sharing:',
+      '  timeSlicing:',
+      '    resources:',
+      '    - name: gpu',
+      '      replicas: 4',
+      '  split:',
+      '    resources:',
+      '    - name: nvidia.com/gpu',
+    ].join('\n');
+    expect(errorsOf(text)).toEqual([
+      'config.yaml: sharing.split.resources[0].name: nvidia.com/gpu is also listed at sharing.timeSlicing.resources[0].name; a resource is either time-sliced or split',
+    ]);
+  });
+
+  test('two strategies cannot advertise the same name', () => {
+    const text = JSON.stringify({
+      sharing: {
+        timeSlicing: { resources: [{ name: 'gpu', replicas: 2, rename: 'shared' }] },
+        split: { resources: [{ name: 'mig-1g.5gb', rename: 'shared' }] },
+      },
+    });
+    expect(errorsOf(text)).toEqual([
+      'config.yaml: sharing.split.resources[0].rename: nvidia.com/shared is also advertised by sharing.timeSlicing.resources[0]; a resource is either time-sliced or split',
+    ]);
+  });
+
+  test('a resource listed twice must give each entry a devices list', () => {
+    const twice = (devices0: unknown, devices1: unknown) =>
+      JSON.stringify({
+        sharing: {
+          timeSlicing: {
+            resources: [
+              { name: 'gpu', replicas: 2, devices: devices0 },
+              { name: 'gpu', replicas: 4, devices: devices1, rename: 'gpu-4x' },
+            ],
+          },
+        },
+      });
+    expect(errorsOf(twice('all', [1]))).toEqual([
+      'config.yaml: sharing.timeSlicing.resources[1].name: nvidia.com/gpu is listed more than once (also at sharing.timeSlicing.resources[0]); entries for one resource must each select their GPUs with a devices list',
+    ]);
+    expect(parse(twice([0], [1])).config?.sharing.timeSlicing.resources.map((r) => r.replicas)).toEqual([
+      2, 4,
+    ]);
+  });
+
+  test.each([
+    [{ count: 0 }, 'count: must be >= 1 (got 0)'],
+    [{ count: 2.5 }, 'count: expected an integer (got 2.5)'],
+    [{ memoryScaling: 0 }, 'memoryScaling: must be > 0 (got 0)'],
+    [{ coreScaling: -1 }, 'coreScaling: must be > 0 (got -1)'],
+    [
+      { count: 2, memoryScaling: 3 },
+      'memoryScaling: must be <= count (2): a slice cannot have more memory than its GPU (got 3)',
+    ],
+    [
+      { count: 2, coreScaling: 2.5 },
+      'coreScaling: must be <= count (2): a slice cannot have more than 100% of the SMs (got 2.5)',
+    ],
+    [
+      { count: 200 },
+      'coreScaling: each of the 200 slices would get less than 1% of the SMs (got coreScaling 1)',
+    ],
+  ])('split %j is rejected', (fields, error) => {
+    const text = JSON.stringify({ sharing: { split: { resources: [{ name: 'gpu', ...fields }] } } });
+    expect(errorsOf(text)).toEqual([`config.yaml: sharing.split.resources[0].${error}`]);
+  });
+
+  test('split accepts oversubscription up to one GPU per slice', () => {
+    const text = JSON.stringify({
+      sharing: {
+        split: {
+          hookPath: '/opt/vgpu',
+          resources: [{ name: 'gpu', count: 4, memoryScaling: 2, coreScaling: 4 }],
+        },
+      },
+    });
+    expect(parse(text).config?.sharing.split).toEqual({
+      hookPath: '/opt/vgpu',
+      resources: [
+        {
+          name: 'nvidia.com/gpu',
+          rename: null,
+          devices: { type: 'all' },
+          count: 4,
+          memoryScaling: 2,
+          coreScaling: 4,
+        },
+      ],
+    });
+  });
+});
+
+describe('configHash', () => {
+  const hashOf = (text: string) => {
+    const result = parseConfig(text, 'config.yaml');
+    if (!result.ok) throw new Error(result.errors.map(formatIssue).join('\n'));
+    return configHash(result.config);
+  };
+
+  test('is 12 hex digits and ignores key order, spelling of defaults and keys without effect', () => {
+    const base = hashOf('version: v1');
+    expect(base).toMatch(/^[0-9a-f]{12}$/);
+    expect(hashOf('{}')).toBe(base);
+    expect(hashOf('flags:\n  migStrategy: none\n  gfd:\n    oneshot: true\n')).toBe(base);
+    expect(hashOf('flags:\n  plugin:\n    deviceListStrategy: [envvar, envvar]\n')).toBe(base);
+    expect(hashOf('flags: {gdsEnabled: true, failOnInitError: true}')).toBe(
+      hashOf('flags: {failOnInitError: true, gdsEnabled: true}'),
+    );
+  });
+
+  test('changes when a setting that matters changes', () => {
+    expect(hashOf('flags:\n  migStrategy: mixed\n')).not.toBe(hashOf('version: v1'));
+    expect(hashOf('health:\n  recoverAfterSeconds: 0\n')).not.toBe(hashOf('version: v1'));
+  });
+});
+
+describe('loadConfigFile', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'vgpu-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const errorsFor = async (file: string) => {
+    const result = await loadConfigFile(file);
+    return result.ok ? [] : result.errors.map(formatIssue);
+  };
+
+  test('reads and parses a file, naming it in messages', async () => {
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'version: v1\nflags:\n  migStrategy: single\n');
+    const result = await loadConfigFile(file);
+    expect(result.ok && result.config.flags.migStrategy).toBe('single');
+    await writeFile(file, 'version: v3\n');
+    expect(await errorsFor(file)).toEqual([`${file}: version: unknown version: v3`]);
+  });
+
+  test('a missing file', async () => {
+    const file = path.join(dir, 'absent.yaml');
+    expect(await errorsFor(file)).toEqual([`${file}: file not found`]);
+  });
+
+  test('a directory', async () => {
+    expect(await errorsFor(dir)).toEqual([`${dir}: is a directory (expected a configuration file)`]);
+  });
+
+  test('an empty file', async () => {
+    const file = path.join(dir, 'empty.yaml');
+    await writeFile(file, '  \n');
+    expect(await errorsFor(file)).toEqual([
+      `${file}: file is empty (write "version: v1" for the default configuration)`,
+    ]);
+  });
+});

@@ -1,0 +1,98 @@
+/** Config text or file → effective configuration, or every problem found, each naming file, path and value. */
+import { readFile, stat } from 'node:fs/promises';
+import { type ConfigIssue, formatIssue, issuesFromZod } from './errors.js';
+import { configErrorMap } from './messages.js';
+import { configFileSchema, configSchema, type EffectiveConfig } from './schema.js';
+import { ignoredKeys } from './warnings.js';
+import { parseYaml } from './yaml-source.js';
+
+export type ParseResult =
+  | { ok: true; config: EffectiveConfig; warnings: string[] }
+  | { ok: false; errors: ConfigIssue[] };
+
+/** ConfigMaps hold at most 1 MiB; anything larger is not a config file. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Parses YAML or JSON config text. `source` names the text in messages (usually the file path).
+ * An empty document is an error rather than "all defaults": a ConfigMap key caught mid-update reads as
+ * empty, and it must not replace a good config. Write `version: v1` for all defaults.
+ */
+export function parseConfig(text: string, source: string): ParseResult {
+  const issue = (message: string, position?: { line: number; column: number }): ConfigIssue => ({
+    source,
+    path: '',
+    message,
+    ...position,
+  });
+  const yaml = parseYaml(text);
+  if (!yaml.ok) return { ok: false, errors: yaml.errors.map((e) => issue(e.message, e.position)) };
+  if (yaml.value === null || yaml.value === undefined) {
+    return {
+      ok: false,
+      errors: [issue('the document is empty (write "version: v1" for the default configuration)')],
+    };
+  }
+  // A null value means "not set", as in NVIDIA's Go loader (its effective config prints unset flags as null).
+  const document = withoutNullValues(yaml.value);
+  const parsed = configSchema.safeParse(document, { error: configErrorMap });
+  if (!parsed.success) {
+    const errors = issuesFromZod(parsed.error.issues, source, configFileSchema, yaml.locate);
+    return { ok: false, errors: inDocumentOrder(errors) };
+  }
+  const warnings = [
+    ...yaml.warnings.map((w) => formatIssue(issue(w.message, w.position))),
+    ...ignoredKeys(configFileSchema, document).map((k) =>
+      formatIssue({ source, path: k.path, message: k.message }),
+    ),
+  ];
+  return { ok: true, config: parsed.data, warnings };
+}
+
+/** Reads and parses a config file. Missing files, directories and empty files are reported as issues. */
+export async function loadConfigFile(path: string): Promise<ParseResult> {
+  const fail = (message: string): ParseResult => ({
+    ok: false,
+    errors: [{ source: path, path: '', message }],
+  });
+  let text: string;
+  try {
+    const info = await stat(path);
+    if (info.isDirectory()) return fail('is a directory (expected a configuration file)');
+    if (info.size > MAX_CONFIG_BYTES)
+      return fail(`file is too large (${info.size} bytes; at most ${MAX_CONFIG_BYTES})`);
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    return fail(readErrorMessage(error));
+  }
+  if (text.trim() === '') return fail('file is empty (write "version: v1" for the default configuration)');
+  return parseConfig(text, path);
+}
+
+function readErrorMessage(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'file not found';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory (expected a configuration file)';
+  return `cannot read the file: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** Drops keys whose value is null, at every level (list items are kept: a null item is an error). */
+function withoutNullValues(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNullValues);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNullValues(v)]),
+  );
+}
+
+/** Zod reports unknown keys after the other problems of a mapping; people read a file top to bottom. */
+function inDocumentOrder(issues: ConfigIssue[]): ConfigIssue[] {
+  const key = (i: ConfigIssue) => (i.line ?? Number.MAX_SAFE_INTEGER) * 1e6 + (i.column ?? 0);
+  return issues
+    .map((issue, index) => ({ issue, index }))
+    .sort((a, b) => key(a.issue) - key(b.issue) || a.index - b.index)
+    .map(({ issue }) => issue);
+}

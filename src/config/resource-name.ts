@@ -1,0 +1,36 @@
+/**
+ * Resource names follow NVIDIA's `NewResourceName` (api/config/v1/resources.go) exactly, so a name that
+ * NVIDIA's plugin accepts is accepted here and advertised under the same fully-qualified name.
+ */
+
+export const RESOURCE_NAME_PREFIX = 'nvidia.com';
+export const MAX_RESOURCE_NAME_LENGTH = 63;
+/** Suffix NVIDIA appends when `renameByDefault` is set. */
+export const SHARED_RENAME_SUFFIX = '.shared';
+
+// k8s.io/apimachinery NameIsDNSSubdomain: RFC 1123 labels joined by dots.
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export type ResourceNameResult = { ok: true; name: string } | { ok: false; error: string };
+
+/**
+ * `gpu` → `nvidia.com/gpu`. Like NVIDIA, the prefix is added to every name that does not already start
+ * with `nvidia.com/`, so a name in another domain ends up with a `/` in its DNS part and is rejected.
+ */
+export function qualifyResourceName(raw: string): ResourceNameResult {
+  const name = raw.startsWith(`${RESOURCE_NAME_PREFIX}/`) ? raw : `${RESOURCE_NAME_PREFIX}/${raw}`;
+  if (name.length > MAX_RESOURCE_NAME_LENGTH) {
+    return {
+      ok: false,
+      error: `fully-qualified resource name must be ${MAX_RESOURCE_NAME_LENGTH} characters or less (got ${JSON.stringify(name)}, ${name.length} characters)`,
+    };
+  }
+  const local = name.slice(RESOURCE_NAME_PREFIX.length + 1);
+  if (!DNS_SUBDOMAIN.test(local)) {
+    const why = local.includes('/')
+      ? `only names in the ${RESOURCE_NAME_PREFIX}/ domain are supported`
+      : 'the part after nvidia.com/ must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit';
+    return { ok: false, error: `incorrect format for resource name (got ${JSON.stringify(name)}: ${why})` };
+  }
+  return { ok: true, name };
+}

@@ -1,0 +1,273 @@
+/** `sharing`: NVIDIA's time-slicing, HAMi-style split slices, and MPS (rejected). */
+import { z } from 'zod';
+import { describeValue } from './describe.js';
+import type { DeviceSelection } from './devices.js';
+import { MAX_RESOURCE_NAME_LENGTH, SHARED_RENAME_SUFFIX } from './resource-name.js';
+import {
+  absolutePath,
+  devicesSchema,
+  doc,
+  RESOURCE_NAME_RULES,
+  RESOURCE_NAME_TYPE,
+  resourceName,
+  whenMissing,
+} from './schema-fields.js';
+
+export const DEFAULT_HOOK_PATH = '/usr/local/vgpu';
+
+const timeSlicedResourceSchema = z.strictObject({
+  name: resourceName('no resource name specified').meta(
+    doc({
+      description: `Resource to share: \`gpu\`, or \`mig-<profile>\` with migStrategy mixed. ${RESOURCE_NAME_RULES}`,
+      type: RESOURCE_NAME_TYPE,
+      example: 'nvidia.com/gpu',
+    }),
+  ),
+  rename: resourceName()
+    .optional()
+    .meta(
+      doc({
+        description: `Advertise the replicas under this name instead. ${RESOURCE_NAME_RULES} NVIDIA ignores it; vgpu-agent honours it.`,
+        type: RESOURCE_NAME_TYPE,
+        defaultText: '`<name>.shared` with renameByDefault, else none',
+        example: 'nvidia.com/gpu-ts',
+      }),
+    ),
+  devices: devicesSchema,
+  replicas: z
+    .int(whenMissing('no replicas specified'))
+    .min(2, { error: (issue) => `number of replicas must be >= 2 (got ${describeValue(issue.input)})` })
+    .meta(
+      doc({
+        description:
+          'Devices advertised per GPU. Each is `<uuid>::<n>`; the containers that get them share the GPU ' +
+          'with no memory or fault isolation.',
+        example: '4',
+      }),
+    ),
+});
+
+type ResolvedRename = string | null;
+
+/** With renameByDefault NVIDIA advertises `<name>.shared`; the result must still be a valid name. */
+function sharedRename(name: string, ctx: z.core.$RefinementCtx, index: number): ResolvedRename {
+  const renamed = `${name}${SHARED_RENAME_SUFFIX}`;
+  if (renamed.length > MAX_RESOURCE_NAME_LENGTH) {
+    ctx.issues.push({
+      code: 'custom',
+      message: `with renameByDefault this resource would be advertised as ${JSON.stringify(renamed)}, longer than ${MAX_RESOURCE_NAME_LENGTH} characters`,
+      input: name,
+      path: ['resources', index, 'name'],
+    });
+  }
+  return renamed;
+}
+
+const timeSlicingSchema = z
+  .strictObject({
+    renameByDefault: z
+      .boolean()
+      .default(false)
+      .meta(doc({ description: 'Advertise every entry without `rename` as `<name>.shared`.' })),
+    failRequestsGreaterThanOne: z
+      .boolean()
+      .default(false)
+      .meta(
+        doc({
+          description:
+            'Reject a container that requests more than one replica, since more replicas do not give more GPU.',
+        }),
+      ),
+    resources: z
+      .array(timeSlicedResourceSchema, whenMissing('no resources specified'))
+      .min(1, 'no resources specified')
+      .meta(doc({ description: 'Resources to time-slice.' })),
+  })
+  .transform((ts, ctx) => ({
+    renameByDefault: ts.renameByDefault,
+    failRequestsGreaterThanOne: ts.failRequestsGreaterThanOne,
+    resources: ts.resources.map((r, index) => ({
+      name: r.name,
+      rename:
+        resolveRename(r.name, r.rename) ?? (ts.renameByDefault ? sharedRename(r.name, ctx, index) : null),
+      devices: r.devices,
+      replicas: r.replicas,
+    })),
+  }));
+
+/** A rename to the resource's own name is no rename; normalising it keeps the config hash stable. */
+function resolveRename(name: string, rename: string | undefined): ResolvedRename | undefined {
+  return rename === name ? null : rename;
+}
+
+const splitResourceSchema = z
+  .strictObject({
+    name: resourceName('no resource name specified').meta(
+      doc({
+        description: `Resource whose GPUs are split into slices: \`gpu\` (full GPUs only). ${RESOURCE_NAME_RULES}`,
+        type: RESOURCE_NAME_TYPE,
+        example: 'nvidia.com/gpu',
+      }),
+    ),
+    rename: resourceName()
+      .optional()
+      .meta(
+        doc({
+          description: `Advertise the slices under this name instead. ${RESOURCE_NAME_RULES}`,
+          type: RESOURCE_NAME_TYPE,
+          defaultText: 'none',
+          example: 'nvidia.com/vgpu',
+        }),
+      ),
+    devices: devicesSchema,
+    count: z
+      .int()
+      .min(1)
+      .default(10)
+      .meta(doc({ description: 'Slices per GPU (HAMi `deviceSplitCount`).' })),
+    memoryScaling: z
+      .number()
+      .positive()
+      .default(1)
+      .meta(
+        doc({
+          description:
+            'Each slice may use `memoryScaling × GPU memory / count` (HAMi `deviceMemoryScaling`). Above 1 the ' +
+            'slices together may exceed the physical memory (oversubscription): the GPU can then run out.',
+        }),
+      ),
+    coreScaling: z
+      .number()
+      .positive()
+      .default(1)
+      .meta(
+        doc({
+          description:
+            'Each slice may use `coreScaling × 100 / count` percent of the SMs (HAMi `deviceCoreScaling`). ' +
+            'Above 1 the slices together may exceed 100% (they compete when all are busy).',
+        }),
+      ),
+  })
+  .superRefine((r, ctx) => {
+    // A slice larger than its GPU, or one whose SM limit rounds to 0 (which HAMi-core reads as "no limit").
+    // Zod still runs this after a field failed its own bounds; those fields are reported already.
+    if (!(Number.isInteger(r.count) && r.count >= 1 && r.memoryScaling > 0 && r.coreScaling > 0)) return;
+    if (r.memoryScaling > r.count) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['memoryScaling'],
+        input: r.memoryScaling,
+        message: `must be <= count (${r.count}): a slice cannot have more memory than its GPU (got ${r.memoryScaling})`,
+      });
+    }
+    if (r.coreScaling > r.count) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['coreScaling'],
+        input: r.coreScaling,
+        message: `must be <= count (${r.count}): a slice cannot have more than 100% of the SMs (got ${r.coreScaling})`,
+      });
+    } else if ((100 * r.coreScaling) / r.count < 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['coreScaling'],
+        input: r.coreScaling,
+        message: `each of the ${r.count} slices would get less than 1% of the SMs (got coreScaling ${r.coreScaling})`,
+      });
+    }
+  })
+  .transform((r) => ({ ...r, rename: resolveRename(r.name, r.rename) ?? null }));
+
+const splitSchema = z.strictObject({
+  resources: z
+    .array(splitResourceSchema, whenMissing('no resources specified'))
+    .min(1, 'no resources specified')
+    .meta(doc({ description: 'Resources to split into slices with memory and compute limits.' })),
+  hookPath: absolutePath()
+    .default(DEFAULT_HOOK_PATH)
+    .meta(
+      doc({
+        description:
+          "Host directory holding HAMi-core's `libvgpu.so` and `ld.so.preload` (HAMi `HOOK_PATH` + `/vgpu`); " +
+          'mounted into split containers when present.',
+      }),
+    ),
+});
+
+const sharingFields = z.strictObject({
+  timeSlicing: timeSlicingSchema
+    .optional()
+    .meta(doc({ description: "Time-slicing, NVIDIA's format: several containers take turns on one GPU." })),
+  mps: z
+    .never({ error: 'not supported by vgpu-agent; use sharing.timeSlicing or sharing.split' })
+    .optional()
+    .meta(doc({ description: 'NVIDIA MPS sharing. Rejected: use `timeSlicing` or `split`.' })),
+  split: splitSchema.optional().meta(
+    doc({
+      description:
+        'HAMi-style slices: each GPU is advertised as `count` devices, each limited in memory and SMs by ' +
+        'HAMi-core inside the container.',
+    }),
+  ),
+});
+
+export type TimeSlicedResource = z.output<typeof timeSlicingSchema>['resources'][number];
+export type SplitResource = z.output<typeof splitResourceSchema>;
+type Sharing = z.output<typeof sharingFields>;
+
+interface SharedEntry {
+  strategy: 'timeSlicing' | 'split';
+  index: number;
+  name: string;
+  rename: string | null;
+  devices: DeviceSelection;
+}
+
+const entryPath = (e: SharedEntry) => `sharing.${e.strategy}.resources[${e.index}]`;
+
+/**
+ * Rules that span entries: a resource (or an advertised name) is time-sliced or split, not both; and a
+ * resource listed twice must say which GPUs each entry takes, else every GPU would be shared twice.
+ */
+function checkSharedResources(sharing: Sharing, ctx: z.core.$RefinementCtx<Sharing>): void {
+  const entries: SharedEntry[] = [
+    ...(sharing.timeSlicing?.resources ?? []).map((r, index) => ({
+      strategy: 'timeSlicing' as const,
+      index,
+      ...r,
+    })),
+    ...(sharing.split?.resources ?? []).map((r, index) => ({ strategy: 'split' as const, index, ...r })),
+  ];
+  entries.forEach((entry, i) => {
+    const earlier = entries.slice(0, i);
+    const issue = (key: string, input: string, message: string) =>
+      ctx.addIssue({ code: 'custom', path: [entry.strategy, 'resources', entry.index, key], input, message });
+    const sameName = earlier.find((e) => e.name === entry.name);
+    if (sameName && sameName.strategy !== entry.strategy) {
+      issue(
+        'name',
+        entry.name,
+        `${entry.name} is also listed at ${entryPath(sameName)}.name; a resource is either time-sliced or split`,
+      );
+      return;
+    }
+    if (sameName && (entry.devices.type !== 'list' || sameName.devices.type !== 'list')) {
+      issue(
+        'name',
+        entry.name,
+        `${entry.name} is listed more than once (also at ${entryPath(sameName)}); entries for one resource must each select their GPUs with a devices list`,
+      );
+    }
+    const advertised = entry.rename ?? entry.name;
+    const clash = earlier.find((e) => e.strategy !== entry.strategy && (e.rename ?? e.name) === advertised);
+    if (clash) {
+      issue(
+        entry.rename ? 'rename' : 'name',
+        advertised,
+        `${advertised} is also advertised by ${entryPath(clash)}; a resource is either time-sliced or split`,
+      );
+    }
+  });
+}
+
+export const sharingSchema = sharingFields.superRefine(checkSharedResources);

@@ -1,0 +1,70 @@
+/**
+ * Config text to plain data. NVIDIA reads its file with sigs.k8s.io/yaml (go-yaml v2, YAML 1.1), so the
+ * YAML 1.1 booleans (yes/no/on/off/y/n) are booleans here too; everything else is YAML 1.2, which also
+ * parses JSON. YAML 1.1 is not used wholesale: it would read an unquoted MIG index `1:0` as the
+ * sexagesimal number 60.
+ */
+import { type Document, isNode, LineCounter, parseDocument, type ScalarTag } from 'yaml';
+
+const YAML11_TRUE = /^(?:y|Y|yes|Yes|YES|on|On|ON)$/;
+const yaml11Booleans: ScalarTag = {
+  tag: 'tag:yaml.org,2002:bool',
+  default: true,
+  test: /^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/,
+  resolve: (text) => YAML11_TRUE.test(text),
+};
+
+export interface Position {
+  line: number;
+  column: number;
+}
+
+export type YamlResult =
+  | {
+      ok: true;
+      value: unknown;
+      warnings: { message: string; position?: Position }[];
+      locate: (path: readonly PropertyKey[]) => Position | undefined;
+    }
+  | { ok: false; errors: { message: string; position?: Position }[] };
+
+export function parseYaml(text: string): YamlResult {
+  const lineCounter = new LineCounter();
+  // go-yaml v2 also resolves `<<` merge keys, which people use to share settings between named configs.
+  const doc = parseDocument(text, {
+    lineCounter,
+    customTags: [yaml11Booleans],
+    merge: true,
+    prettyErrors: false,
+  });
+  const at = (offset: number | undefined): Position | undefined => {
+    if (offset === undefined) return undefined;
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  if (doc.errors.length > 0) {
+    return { ok: false, errors: doc.errors.map((e) => ({ message: e.message, position: at(e.pos[0]) })) };
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (error) {
+    // e.g. an alias to an anchor that does not exist: found only when the document is converted.
+    return { ok: false, errors: [{ message: error instanceof Error ? error.message : String(error) }] };
+  }
+  return {
+    ok: true,
+    value,
+    warnings: doc.warnings.map((w) => ({ message: w.message, position: at(w.pos[0]) })),
+    locate: (path) => at(offsetOf(doc, path)),
+  };
+}
+
+/** Start of the node at `path`, or of its nearest ancestor when the key is missing. */
+function offsetOf(doc: Document, path: readonly PropertyKey[]): number | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node: unknown = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+    if (isNode(node) && node.range) return node.range[0];
+  }
+  return undefined;
+}

@@ -18,9 +18,16 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** for string options given as numbers */
   integer?: boolean;
+  /** other spellings of the flag (NVIDIA's), merged into this one */
+  aliases?: readonly string[];
+  /** may be repeated; the value is then a list */
+  multiple?: boolean;
+  /** environment variables resolved elsewhere (shown in --help only) */
+  envHelp?: string;
 }
 
-export type OptionValues = Record<string, string | boolean | undefined>;
+export type OptionValue = string | boolean | string[] | undefined;
+export type OptionValues = Record<string, OptionValue>;
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
@@ -35,7 +42,7 @@ function fromEnv(spec: OptionSpec, env: NodeJS.ProcessEnv): string | boolean | u
   throw new UsageError(`${spec.env}=${raw}: expected true or false`);
 }
 
-function check(spec: OptionSpec, value: string | boolean | undefined, origin: string): void {
+function check(spec: OptionSpec, value: OptionValue, origin: string): void {
   if (typeof value !== 'string') return;
   if (spec.choices && !spec.choices.includes(value)) {
     throw new UsageError(`${origin}: "${value}" is not one of ${spec.choices.join(', ')}`);
@@ -60,9 +67,14 @@ export function parseCommandLine(
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: Object.fromEntries(
-        specs.map((s) => [s.flag, { type: s.type }] as const).concat([['help', { type: 'boolean' }]]),
-      ),
+      options: Object.fromEntries([
+        ...specs.flatMap((s) =>
+          [s.flag, ...(s.aliases ?? [])].map(
+            (flag) => [flag, { type: s.type, multiple: s.multiple ?? false }] as const,
+          ),
+        ),
+        ['help', { type: 'boolean', multiple: false }] as const,
+      ]),
       allowPositionals: true,
       strict: true,
     });
@@ -72,7 +84,10 @@ export function parseCommandLine(
   const values: OptionValues = { help: parsed.values.help as boolean | undefined };
   const explicit = new Set<string>();
   for (const spec of specs) {
-    const fromFlag = parsed.values[spec.flag] as string | boolean | undefined;
+    const given = [spec.flag, ...(spec.aliases ?? [])].map((f) => parsed.values[f] as OptionValue);
+    const fromFlag = spec.multiple
+      ? given.flatMap((v) => (Array.isArray(v) ? v : [])).join(',') || undefined
+      : given.find((v) => v !== undefined);
     const fromVariable = fromEnv(spec, env);
     check(spec, fromFlag, `--${spec.flag}`);
     check(spec, fromVariable, spec.env ?? spec.flag);
@@ -85,9 +100,9 @@ export function parseCommandLine(
 
 export function renderOptionsHelp(specs: readonly OptionSpec[]): string {
   const rows = specs.map((s) => {
-    const left = `  --${s.flag}${s.type === 'string' ? ' <value>' : ''}`;
+    const left = `  --${s.flag}${s.type === 'string' ? ' <value>' : ''}${s.aliases?.length ? ` (or --${s.aliases.join(', --')})` : ''}`;
     const extras = [
-      s.env ? `env ${s.env}` : undefined,
+      s.env ? `env ${s.env}` : s.envHelp ? `env ${s.envHelp}` : undefined,
       s.choices ? `one of ${s.choices.join('|')}` : undefined,
       s.default !== undefined && s.default !== '' ? `default ${s.default}` : undefined,
     ].filter(Boolean);

@@ -4,9 +4,15 @@ import { type Command, type CommandIo, ExitCode } from './command.js';
 import { demoCommand } from './demo.js';
 import { inventoryCommand } from './inventory-command.js';
 import { parseCommandLine, renderOptionsHelp, UsageError } from './options.js';
+import { pluginCommand } from './plugin-command.js';
 import { agentVersion, versionCommand } from './version.js';
 
-const commands: Command[] = [demoCommand, inventoryCommand, versionCommand];
+const commands: Command[] = [
+  pluginCommand,
+  demoCommand,
+  inventoryCommand,
+  versionCommand,
+];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

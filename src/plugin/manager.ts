@@ -1,0 +1,146 @@
+/**
+ * Reconciles the wanted resources with running device plugin servers: starts new ones, updates the
+ * device lists of changed ones (only those see a ListAndWatch message), stops the ones that went
+ * away, and re-serves and re-registers when kubelet restarts.
+ */
+import type { Logger } from 'pino';
+import type { ResourceSpec } from '../devices/resource-types.js';
+import { DevicePluginServer } from './device-plugin-server.js';
+import { KubeletWatcher } from './kubelet-watcher.js';
+import type { PluginMetrics } from './metrics.js';
+import { Resource, type ResourceContext } from './resource.js';
+
+export interface PluginManagerOptions {
+  pluginDir: string;
+  logger: Logger;
+  metrics: PluginMetrics;
+  context: ResourceContext;
+  /** registration retry and kubelet watch tuning (tests shorten them) */
+  registerTimeoutMs?: number;
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  watchPollIntervalMs?: number;
+}
+
+interface Entry {
+  resource: Resource;
+  server: DevicePluginServer;
+}
+
+export class PluginManager {
+  private readonly entries = new Map<string, Entry>();
+  private context: ResourceContext;
+  private readonly watcher: KubeletWatcher;
+  private reconciling: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: PluginManagerOptions) {
+    this.context = options.context;
+    this.watcher = new KubeletWatcher({
+      pluginDir: options.pluginDir,
+      logger: options.logger,
+      pollIntervalMs: options.watchPollIntervalMs,
+      ownSockets: () =>
+        [...this.entries.values()].filter((e) => e.server.serving).map((e) => e.server.socketPath),
+      onKubeletRestart: (kubeletSocketId) => {
+        options.metrics.kubeletRestarts.inc();
+        for (const { server } of this.entries.values()) {
+          server
+            .kubeletRestarted(kubeletSocketId)
+            .catch((err: unknown) =>
+              options.logger.error(
+                { resource: server.resourceName, err: (err as Error).message },
+                'restart failed',
+              ),
+            );
+        }
+      },
+      onSocketRemoved: (socket) => {
+        const entry = [...this.entries.values()].find((e) => e.server.socketPath === socket);
+        if (entry) void this.restartServer(entry.server, 'socket removed (kubelet restarting?)');
+      },
+    });
+  }
+
+  async start(specs: readonly ResourceSpec[]): Promise<void> {
+    await this.watcher.start();
+    await this.apply(specs);
+  }
+
+  /** Every resource is registered with kubelet (true when there is none to serve). */
+  get ready(): boolean {
+    return [...this.entries.values()].every((e) => e.server.registered);
+  }
+
+  resourceNames(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  resource(name: string): Resource | undefined {
+    return this.entries.get(name)?.resource;
+  }
+
+  /** Brings servers in line with `specs`; with a new context when settings changed. */
+  apply(specs: readonly ResourceSpec[], context?: ResourceContext): Promise<void> {
+    const run = this.reconciling.then(() => this.reconcile(specs, context));
+    this.reconciling = run.catch(() => {});
+    return run;
+  }
+
+  /** Device health changed: every server re-sends its list if it differs. */
+  healthChanged(): void {
+    for (const { server } of this.entries.values()) server.devicesChanged();
+  }
+
+  async stop(): Promise<void> {
+    this.watcher.stop();
+    await this.reconciling;
+    await Promise.all([...this.entries.values()].map((e) => e.server.stop()));
+    this.entries.clear();
+  }
+
+  private async reconcile(specs: readonly ResourceSpec[], context?: ResourceContext): Promise<void> {
+    if (context) this.context = context;
+    const wanted = new Map(specs.filter((s) => s.devices.length > 0).map((s) => [s.name, s]));
+    for (const [name, entry] of this.entries) {
+      if (wanted.has(name)) continue;
+      this.entries.delete(name);
+      this.options.logger.info({ resource: name }, 'resource no longer advertised: stopping its server');
+      await entry.server.stop();
+    }
+    for (const [name, spec] of wanted) {
+      const existing = this.entries.get(name);
+      if (existing) {
+        existing.resource.update(spec);
+        existing.server.devicesChanged();
+        continue;
+      }
+      const resource = new Resource(spec, () => this.context);
+      const server = new DevicePluginServer({
+        handler: resource,
+        pluginDir: this.options.pluginDir,
+        logger: this.options.logger,
+        metrics: this.options.metrics,
+        registerTimeoutMs: this.options.registerTimeoutMs,
+        retryInitialMs: this.options.retryInitialMs,
+        retryMaxMs: this.options.retryMaxMs,
+      });
+      this.entries.set(name, { resource, server });
+      this.options.logger.info(
+        { resource: name, devices: spec.devices.length, sharing: spec.sharing },
+        'advertising resource',
+      );
+      await server.start();
+    }
+  }
+
+  private async restartServer(server: DevicePluginServer, reason: string): Promise<void> {
+    try {
+      await server.restart(reason);
+    } catch (err) {
+      this.options.logger.error(
+        { resource: server.resourceName, err: (err as Error).message },
+        'restart failed',
+      );
+    }
+  }
+}

@@ -1,0 +1,80 @@
+/** The plugin's own metrics (`vgpu_agent_*`), on a registry of their own so tests can read them. */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { NvmlError } from '../nvml/errors.js';
+
+export class PluginMetrics {
+  readonly registry = new Registry();
+
+  readonly devices = new Gauge({
+    name: 'vgpu_agent_devices',
+    help: 'Devices advertised to kubelet, by resource and health',
+    labelNames: ['resource', 'health'] as const,
+    registers: [this.registry],
+  });
+
+  readonly allocations = new Counter({
+    name: 'vgpu_agent_allocate_total',
+    help: 'Allocate calls from kubelet, by resource and result (ok or the gRPC status name)',
+    labelNames: ['resource', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly allocateDuration = new Histogram({
+    name: 'vgpu_agent_allocate_duration_seconds',
+    help: 'Time to answer an Allocate call, by resource and result',
+    labelNames: ['resource', 'result'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+
+  readonly registrations = new Counter({
+    name: 'vgpu_agent_registrations_total',
+    help: 'Registrations with kubelet, by resource and result (ok or error)',
+    labelNames: ['resource', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly registered = new Gauge({
+    name: 'vgpu_agent_registered',
+    help: '1 when the resource is registered with kubelet and serving, else 0',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kubeletRestarts = new Counter({
+    name: 'vgpu_agent_kubelet_restarts_total',
+    help: 'Kubelet restarts seen (kubelet.sock re-created)',
+    registers: [this.registry],
+  });
+
+  readonly nvmlErrors = new Counter({
+    name: 'vgpu_agent_nvml_errors_total',
+    help: 'Failed NVML calls, by function and return code name',
+    labelNames: ['function', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly healthEvents = new Counter({
+    name: 'vgpu_agent_health_events_total',
+    help: 'Xid events seen, by xid and action (unhealthy or ignored)',
+    labelNames: ['xid', 'action'] as const,
+    registers: [this.registry],
+  });
+
+  readonly unhealthyDevices = new Gauge({
+    name: 'vgpu_agent_unhealthy_gpus',
+    help: 'GPUs and MIG devices currently marked Unhealthy',
+    registers: [this.registry],
+  });
+
+  readonly buildInfo = new Gauge({
+    name: 'vgpu_agent_build_info',
+    help: 'Always 1; labels tell the agent version and the NVML driver version',
+    labelNames: ['version', 'driver_version'] as const,
+    registers: [this.registry],
+  });
+
+  countNvmlError(error: NvmlError): void {
+    this.nvmlErrors.inc({ function: error.functionName, code: error.codeName });
+  }
+}

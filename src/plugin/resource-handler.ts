@@ -1,0 +1,15 @@
+import type { ContainerAllocateResponse, Device } from './proto.js';
+
+/**
+ * What a device plugin server asks of the resource it serves. The server only translates between
+ * kubelet and this interface; all device logic lives behind it.
+ */
+export interface ResourceHandler {
+  readonly resourceName: string;
+  /** The full list kubelet should see now (ID, health, NUMA topology). */
+  listDevices(): Device[];
+  /** Exactly `size` IDs from `available` (fewer only if fewer are offered), must-include first. */
+  preferredAllocation(available: readonly string[], mustInclude: readonly string[], size: number): string[];
+  /** Rejects with RequestError for IDs it cannot allocate (unknown, unhealthy, too many). */
+  allocate(ids: readonly string[]): Promise<ContainerAllocateResponse>;
+}

@@ -1,0 +1,113 @@
+/**
+ * One advertised resource: its devices, their health, preferred allocation and Allocate answers.
+ * Implements ResourceHandler for the gRPC server; everything here works on plain data.
+ */
+import { status } from '@grpc/grpc-js';
+import type { HealthState } from '../devices/health-state.js';
+import type { AdvertisedDevice, ResourceSpec } from '../devices/resource-types.js';
+import { type AllocateSettings, containerAllocateResponse } from './allocate-response.js';
+import {
+  preferInOrder,
+  preferShares,
+  preferWholeGpus,
+  type SharedAllocationPolicy,
+  type TopologyScores,
+} from './preferred-allocation.js';
+import { type ContainerAllocateResponse, type Device, HEALTHY, UNHEALTHY } from './proto.js';
+import { RequestError } from './request-error.js';
+import type { ResourceHandler } from './resource-handler.js';
+
+export interface ResourceContext {
+  health: HealthState;
+  allocate: AllocateSettings;
+  sharedAllocationPolicy: SharedAllocationPolicy;
+  topology: TopologyScores;
+  /** adds what a container of split slices needs (HAMi-core env and mounts); may touch the host */
+  splitExtras?: (devices: readonly AdvertisedDevice[], response: ContainerAllocateResponse) => Promise<void>;
+}
+
+export class Resource implements ResourceHandler {
+  private byId = new Map<string, AdvertisedDevice>();
+
+  constructor(
+    private spec: ResourceSpec,
+    /** read on every call: a config reload may change allocation settings without a new Resource */
+    private readonly contextOf: () => ResourceContext,
+  ) {
+    this.update(spec);
+  }
+
+  get resourceName(): string {
+    return this.spec.name;
+  }
+
+  get devices(): readonly AdvertisedDevice[] {
+    return this.spec.devices;
+  }
+
+  update(spec: ResourceSpec): void {
+    this.spec = spec;
+    this.byId = new Map(spec.devices.map((d) => [d.id, d]));
+  }
+
+  listDevices(): Device[] {
+    return this.spec.devices.map((device) => ({
+      ID: device.id,
+      health: this.contextOf().health.isHealthy(device.target) ? HEALTHY : UNHEALTHY,
+      topology: device.target.numaNode === null ? null : { nodes: [{ ID: device.target.numaNode }] },
+    }));
+  }
+
+  preferredAllocation(available: readonly string[], mustInclude: readonly string[], size: number): string[] {
+    const request = { available, mustInclude, size };
+    if (this.spec.sharing !== 'exclusive') {
+      return preferShares(request, this.spec.devices, this.contextOf().sharedAllocationPolicy);
+    }
+    if (this.spec.devices.every((d) => d.target.kind === 'gpu')) {
+      return preferWholeGpus(request, this.contextOf().topology);
+    }
+    return preferInOrder(request);
+  }
+
+  async allocate(ids: readonly string[]): Promise<ContainerAllocateResponse> {
+    const devices = this.validate(ids);
+    const response = containerAllocateResponse(devices, this.contextOf().allocate);
+    if (this.spec.sharing === 'split') await this.contextOf().splitExtras?.(devices, response);
+    return response;
+  }
+
+  private validate(ids: readonly string[]): AdvertisedDevice[] {
+    const name = this.spec.name;
+    if (ids.length === 0)
+      throw new RequestError(status.INVALID_ARGUMENT, `${name}: container request has no device IDs`);
+    const unknown = ids.filter((id) => !this.byId.has(id));
+    if (unknown.length > 0) {
+      throw new RequestError(
+        status.INVALID_ARGUMENT,
+        `invalid request: unknown device${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} for resource ${name}`,
+      );
+    }
+    const duplicates = ids.filter((id, i) => ids.indexOf(id) !== i);
+    if (duplicates.length > 0) {
+      throw new RequestError(
+        status.INVALID_ARGUMENT,
+        `invalid request: device ${duplicates[0]} requested twice`,
+      );
+    }
+    if (this.spec.failRequestsGreaterThanOne && this.spec.sharing !== 'exclusive' && ids.length > 1) {
+      throw new RequestError(
+        status.INVALID_ARGUMENT,
+        `invalid request: maximum request size for shared resources is 1; found ${ids.length}`,
+      );
+    }
+    const devices = ids.map((id) => this.byId.get(id)!);
+    const unhealthy = devices.filter((d) => !this.contextOf().health.isHealthy(d.target));
+    if (unhealthy.length > 0) {
+      throw new RequestError(
+        status.FAILED_PRECONDITION,
+        `device ${unhealthy.map((d) => d.id).join(', ')} of ${name} is Unhealthy; kubelet should pick another`,
+      );
+    }
+    return devices;
+  }
+}

@@ -1,0 +1,14 @@
+import { stat } from 'node:fs/promises';
+
+/**
+ * Identity of a socket file (device, inode, change time), or null when absent. A kubelet restart
+ * re-creates kubelet.sock, so a new identity means a new kubelet that does not know us yet.
+ */
+export async function socketId(file: string): Promise<string | null> {
+  try {
+    const s = await stat(file);
+    return s.isSocket() ? `${s.dev}:${s.ino}:${s.ctimeMs}` : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,257 @@
+import { describe, expect, it } from 'vitest';
+import type { Inventory } from '../../src/devices/inventory-types.js';
+import { MigStrategyError } from '../../src/devices/mig-strategy.js';
+import { buildResources, ResourceConfigError, type SharingConfig } from '../../src/devices/resources.js';
+import { gpu, linkedInventory, mig, uuidOf } from '../helpers/inventory.js';
+
+function sharing(overrides: Partial<SharingConfig> = {}): SharingConfig {
+  return {
+    migStrategy: 'none',
+    timeSlicing: { failRequestsGreaterThanOne: false, resources: [] },
+    split: { resources: [] },
+    ...overrides,
+  };
+}
+
+const summary = (inventory: Inventory, config: SharingConfig) =>
+  buildResources(config, inventory).resources.map((r) => [r.name, r.sharing, r.devices.map((d) => d.id)]);
+
+/** GPU 0 in MIG mode with 1×3g.40gb + 2×2g.20gb, GPU 1 whole. */
+function mixedNode(): Inventory {
+  const g0 = gpu(0, { migEnabled: true });
+  g0.migDevices = [mig(g0, 0, '3g.40gb', 40192), mig(g0, 1, '2g.20gb', 19968), mig(g0, 2, '2g.20gb', 19968)];
+  return { driverVersion: 'x', cudaDriverVersion: null, gpus: [g0, gpu(1)], problems: [] };
+}
+
+describe('buildResources: exclusive and MIG strategies', () => {
+  it('exclusive: one device per GPU, ID = UUID', () => {
+    expect(summary(linkedInventory(2), sharing())).toEqual([
+      ['nvidia.com/gpu', 'exclusive', [uuidOf(0), uuidOf(1)]],
+    ]);
+  });
+
+  it('MIG none: MIG-enabled GPUs still count as whole GPUs', () => {
+    expect(summary(mixedNode(), sharing())).toEqual([
+      ['nvidia.com/gpu', 'exclusive', [uuidOf(0), uuidOf(1)]],
+    ]);
+  });
+
+  it('MIG mixed: one resource per profile, whole GPUs stay nvidia.com/gpu', () => {
+    const node = mixedNode();
+    const [m0, m1, m2] = node.gpus[0]!.migDevices.map((m) => m.uuid);
+    expect(summary(node, sharing({ migStrategy: 'mixed' }))).toEqual([
+      ['nvidia.com/gpu', 'exclusive', [uuidOf(1)]],
+      ['nvidia.com/mig-2g.20gb', 'exclusive', [m1, m2]],
+      ['nvidia.com/mig-3g.40gb', 'exclusive', [m0]],
+    ]);
+  });
+
+  it.each([
+    [
+      'mixed MIG on/off',
+      mixedNode(),
+      'all devices on the node must be configured with the same migEnabled value',
+    ],
+    [
+      'MIG on without MIG devices',
+      { driverVersion: 'x', cudaDriverVersion: null, gpus: [gpu(0, { migEnabled: true })], problems: [] },
+      'device 0 has no MIG devices configured',
+    ],
+    [
+      'several profiles',
+      (() => {
+        const n = mixedNode();
+        n.gpus = [n.gpus[0]!];
+        return n;
+      })(),
+      'more than one MIG device type present on node (2g.20gb, 3g.40gb)',
+    ],
+  ])('MIG single refuses %s with NVIDIA’s error', (_name, node, message) => {
+    expect(() => buildResources(sharing({ migStrategy: 'single' }), node)).toThrow(
+      new MigStrategyError(message),
+    );
+  });
+
+  it('MIG single: identical MIG devices advertised as nvidia.com/gpu', () => {
+    const g0 = gpu(0, { migEnabled: true });
+    g0.migDevices = [mig(g0, 0, '1g.10gb', 9856), mig(g0, 1, '1g.10gb', 9856)];
+    const node: Inventory = { driverVersion: 'x', cudaDriverVersion: null, gpus: [g0], problems: [] };
+    const built = buildResources(sharing({ migStrategy: 'single' }), node).resources;
+    expect(
+      built.map((r) => [r.name, r.devices.map((d) => [d.id, d.target.index, d.target.gpuUuid])]),
+    ).toEqual([['nvidia.com/gpu', g0.migDevices.map((m) => [m.uuid, m.index, g0.uuid])]]);
+  });
+});
+
+describe('buildResources: time-slicing', () => {
+  const ts = (resources: SharingConfig['timeSlicing']['resources'], fail = false) =>
+    sharing({ timeSlicing: { failRequestsGreaterThanOne: fail, resources } });
+
+  it('replicates every GPU as <uuid>::<n>', () => {
+    const built = buildResources(
+      ts([{ name: 'nvidia.com/gpu', replicas: 3, devices: { type: 'all' } }]),
+      linkedInventory(2),
+    );
+    expect(built.resources).toHaveLength(1);
+    expect(built.resources[0]!.sharing).toBe('time-slicing');
+    expect(built.resources[0]!.devices.map((d) => d.id)).toEqual([
+      `${uuidOf(0)}::0`,
+      `${uuidOf(0)}::1`,
+      `${uuidOf(0)}::2`,
+      `${uuidOf(1)}::0`,
+      `${uuidOf(1)}::1`,
+      `${uuidOf(1)}::2`,
+    ]);
+  });
+
+  it('rename advertises the replicas under the new name; unselected GPUs stay exclusive', () => {
+    const config = ts(
+      [
+        {
+          name: 'nvidia.com/gpu',
+          rename: 'nvidia.com/gpu.shared',
+          replicas: 2,
+          devices: { type: 'list', devices: [{ type: 'index', index: 1 }] },
+        },
+      ],
+      true,
+    );
+    const built = buildResources(config, linkedInventory(2)).resources;
+    expect(
+      built.map((r) => [r.name, r.sharing, r.failRequestsGreaterThanOne, r.devices.map((d) => d.id)]),
+    ).toEqual([
+      ['nvidia.com/gpu', 'exclusive', false, [uuidOf(0)]],
+      ['nvidia.com/gpu.shared', 'time-slicing', true, [`${uuidOf(1)}::0`, `${uuidOf(1)}::1`]],
+    ]);
+  });
+
+  it('a count selects the first GPUs; too many is NVIDIA’s error', () => {
+    const built = buildResources(
+      ts([{ name: 'nvidia.com/gpu', replicas: 2, devices: { type: 'count', count: 1 } }]),
+      linkedInventory(2),
+    );
+    expect(built.resources[0]!.devices.map((d) => d.id)).toEqual([
+      `${uuidOf(0)}::0`,
+      `${uuidOf(0)}::1`,
+      uuidOf(1),
+    ]);
+    expect(() =>
+      buildResources(
+        ts([{ name: 'nvidia.com/gpu', replicas: 2, devices: { type: 'count', count: 3 } }]),
+        linkedInventory(2),
+      ),
+    ).toThrow(
+      new ResourceConfigError(
+        'sharing.timeSlicing.resources[0]: requested 3 devices to be replicated, but only 2 devices available',
+      ),
+    );
+  });
+
+  it('a device the node does not have is an error naming it', () => {
+    expect(() =>
+      buildResources(
+        ts([
+          {
+            name: 'nvidia.com/gpu',
+            replicas: 2,
+            devices: { type: 'list', devices: [{ type: 'uuid', uuid: 'GPU-nope' }] },
+          },
+        ]),
+        linkedInventory(1),
+      ),
+    ).toThrow('sharing.timeSlicing.resources[0]: no matching device with UUID GPU-nope');
+  });
+
+  it('replicates MIG devices of a mixed node by their resource name', () => {
+    const node = mixedNode();
+    const built = buildResources(
+      sharing({
+        migStrategy: 'mixed',
+        timeSlicing: {
+          failRequestsGreaterThanOne: false,
+          resources: [{ name: 'nvidia.com/mig-3g.40gb', replicas: 2, devices: { type: 'all' } }],
+        },
+      }),
+      node,
+    );
+    const m0 = node.gpus[0]!.migDevices[0]!.uuid;
+    expect(
+      built.resources.find((r) => r.name === 'nvidia.com/mig-3g.40gb')!.devices.map((d) => d.id),
+    ).toEqual([`${m0}::0`, `${m0}::1`]);
+  });
+
+  it('warns, without failing, about a name that matches nothing on this node', () => {
+    const built = buildResources(
+      ts([{ name: 'nvidia.com/mig-1g.5gb', replicas: 2, devices: { type: 'all' } }]),
+      linkedInventory(1),
+    );
+    expect(built.warnings).toEqual([
+      'sharing.timeSlicing.resources[0]: no nvidia.com/mig-1g.5gb devices on this node (resources here: nvidia.com/gpu)',
+    ]);
+    expect(built.resources.map((r) => r.name)).toEqual(['nvidia.com/gpu']);
+  });
+});
+
+describe('buildResources: split', () => {
+  const split = (count: number, memoryScaling = 1, coreScaling = 1) =>
+    sharing({
+      split: {
+        resources: [{ name: 'nvidia.com/gpu', count, memoryScaling, coreScaling, devices: { type: 'all' } }],
+      },
+    });
+
+  it('slices each GPU into count slices of floor(memory × scaling / count) MiB and floor(100 × scaling / count) %', () => {
+    const built = buildResources(split(3), linkedInventory(1)).resources[0]!;
+    expect(built.sharing).toBe('split');
+    expect(built.devices.map((d) => [d.id, d.slice])).toEqual([
+      [`${uuidOf(0)}::0`, { memoryMiB: 27306, corePercent: 33 }],
+      [`${uuidOf(0)}::1`, { memoryMiB: 27306, corePercent: 33 }],
+      [`${uuidOf(0)}::2`, { memoryMiB: 27306, corePercent: 33 }],
+    ]);
+    expect(buildResources(split(4, 1.5, 2), linkedInventory(1)).resources[0]!.devices[0]!.slice).toEqual({
+      memoryMiB: 30720,
+      corePercent: 50,
+    });
+  });
+
+  it('refuses to split MIG devices (split + MIG single is defined as an error)', () => {
+    const g0 = gpu(0, { migEnabled: true });
+    g0.migDevices = [mig(g0, 0, '1g.10gb', 9856)];
+    const node: Inventory = { driverVersion: 'x', cudaDriverVersion: null, gpus: [g0], problems: [] };
+    expect(() => buildResources({ ...split(2), migStrategy: 'single' }, node)).toThrow(
+      /split slices whole GPUs, but nvidia.com\/gpu holds MIG devices/,
+    );
+  });
+
+  it('several entries for one name slice the GPUs their devices lists select', () => {
+    const list = (index: number) => ({ type: 'list' as const, devices: [{ type: 'index' as const, index }] });
+    const built = buildResources(
+      sharing({
+        split: {
+          resources: [
+            { name: 'nvidia.com/gpu', count: 2, memoryScaling: 1, coreScaling: 1, devices: list(0) },
+            {
+              name: 'nvidia.com/gpu',
+              rename: 'nvidia.com/gpu-quarter',
+              count: 4,
+              memoryScaling: 1,
+              coreScaling: 1,
+              devices: list(1),
+            },
+          ],
+        },
+      }),
+      linkedInventory(3),
+    );
+    expect(built.resources.map((r) => [r.name, r.devices.map((d) => d.id)])).toEqual([
+      ['nvidia.com/gpu', [`${uuidOf(0)}::0`, `${uuidOf(0)}::1`, uuidOf(2)]],
+      ['nvidia.com/gpu-quarter', [0, 1, 2, 3].map((n) => `${uuidOf(1)}::${n}`)],
+    ]);
+  });
+
+  it('gives the same IDs for the same node and config (deterministic across restarts)', () => {
+    expect(buildResources(split(5), linkedInventory(4))).toEqual(
+      buildResources(split(5), linkedInventory(4)),
+    );
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * A simulated GPU node with the plugin running on it: mock NVML (through the real koffi binding),
+ * a kubelet simulator and the PluginAgent, all over real Unix sockets in a temp directory.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { parseConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/log.js';
+import { mockNvmlLibraryPath } from '../../src/paths.js';
+import { PluginAgent, type PluginAgentOptions } from '../../src/plugin/agent.js';
+import { KubeletSimulator } from '../../src/sim/kubelet.js';
+import { MockNode, type MockNvmlState } from '../../src/sim/mock-node.js';
+
+export interface PluginNode {
+  node: MockNode;
+  kubelet: KubeletSimulator | undefined;
+  agent: PluginAgent;
+  pluginDir: string;
+  /** every log line the agent wrote, parsed */
+  logs: Record<string, unknown>[];
+  startKubelet(): Promise<KubeletSimulator>;
+  stop(): Promise<void>;
+}
+
+export interface PluginNodeOptions {
+  /** YAML/JSON config text; default: NVIDIA defaults */
+  config?: string;
+  env?: NodeJS.ProcessEnv;
+  /** start the agent before kubelet exists */
+  kubeletAbsent?: boolean;
+  /** create /dev/nvidiactl etc. under a temp dev root and point nvidiaDevRoot at it */
+  fakeDevRoot?: boolean;
+  metrics?: boolean;
+}
+
+export async function startPluginNode(
+  state: string | MockNvmlState,
+  options: PluginNodeOptions = {},
+): Promise<PluginNode> {
+  const node = await MockNode.create(state);
+  node.exportEnv();
+  const pluginDir = path.join(node.dir, 'device-plugins');
+  await mkdir(pluginDir, { recursive: true });
+  const parsed = parseConfig(options.config ?? 'version: v1', 'test-config.yaml');
+  if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
+  if (options.fakeDevRoot) {
+    const devRoot = path.join(node.dir, 'driver-root');
+    await mkdir(path.join(devRoot, 'dev'), { recursive: true });
+    for (const file of ['nvidiactl', 'nvidia-uvm']) await writeFile(path.join(devRoot, 'dev', file), '');
+    parsed.config.flags.nvidiaDevRoot = devRoot;
+  }
+  return start(parsed.config);
+
+  async function start(config: PluginAgentOptions['config']): Promise<PluginNode> {
+    const logs: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line));
+        done();
+      },
+    });
+    let kubelet = options.kubeletAbsent ? undefined : await KubeletSimulator.start({ dir: pluginDir });
+    const agent = await PluginAgent.start({
+      config,
+      logger: createLogger({ level: 'debug', destination: sink }),
+      nvmlLibrary: mockNvmlLibraryPath(),
+      hostPaths: node.hostPaths,
+      pluginDir,
+      metricsAddress: options.metrics ? '127.0.0.1:0' : null,
+      env: options.env ?? {},
+      agentVersion: 'test',
+      tuning: {
+        retryInitialMs: 50,
+        retryMaxMs: 200,
+        watchPollIntervalMs: 100,
+        healthProbeIntervalMs: 100,
+        eventWaitTimeoutMs: 200,
+      },
+    });
+    const pluginNode: PluginNode = {
+      node,
+      get kubelet() {
+        return kubelet;
+      },
+      agent,
+      pluginDir,
+      logs,
+      async startKubelet() {
+        kubelet = await KubeletSimulator.start({ dir: pluginDir });
+        return kubelet;
+      },
+      async stop() {
+        await agent.stop();
+        await kubelet?.stop();
+        await node.remove();
+      },
+    };
+    return pluginNode;
+  }
+}
+
+export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}

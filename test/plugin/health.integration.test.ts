@@ -1,0 +1,121 @@
+/** Xid events and lost GPUs → Unhealthy devices (fanned out to everything derived from the GPU) → recovery. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KubeletSimulator } from '../../src/sim/kubelet.js';
+import { type PluginNode, startPluginNode } from '../helpers/plugin-node.js';
+
+let running: PluginNode | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+async function start(
+  ...args: Parameters<typeof startPluginNode>
+): Promise<PluginNode & { kubelet: KubeletSimulator }> {
+  running = await startPluginNode(...args);
+  return running as PluginNode & { kubelet: KubeletSimulator };
+}
+
+type Devices = { ID: string; health: string }[];
+const devicesOf = (kubelet: KubeletSimulator, name: string): Devices => kubelet.resource(name)?.devices ?? [];
+const health = (devices: Devices) => Object.fromEntries(devices.map((d) => [d.ID, d.health]));
+const GPU = 'nvidia.com/gpu';
+
+async function metricValue(pluginNode: PluginNode, pattern: RegExp): Promise<number | undefined> {
+  const text = await pluginNode.agent.metrics.registry.metrics();
+  const line = text.split('\n').find((l) => pattern.test(l));
+  return line ? Number(line.split(' ').pop()) : undefined;
+}
+
+describe('health', () => {
+  it('an Xid marks every replica of that GPU Unhealthy at once, and it recovers after recoverAfterSeconds', async () => {
+    const pluginNode = await start('dgx-a100', {
+      config: `
+sharing:
+  timeSlicing:
+    resources: [{name: nvidia.com/gpu, replicas: 4}]
+health:
+  recoverAfterSeconds: 1
+`,
+    });
+    const { kubelet, node } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 32);
+    const victim = node.state.devices[3]!.uuid;
+    await node.injectEvent({ uuid: victim, xid: 48 });
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.filter((d) => d.health === 'Unhealthy').length === 4);
+    const after = health(devicesOf(kubelet, GPU));
+    for (let n = 0; n < 4; n++) expect(after[`${victim}::${n}`]).toBe('Unhealthy');
+    expect(Object.values(after).filter((h) => h === 'Healthy')).toHaveLength(28);
+    expect(
+      await metricValue(pluginNode, /^vgpu_agent_health_events_total\{xid="48",action="unhealthy"\}/),
+    ).toBe(1);
+    expect(
+      pluginNode.logs.some((l) => l.msg === 'device marked Unhealthy' && l.device === victim && l.xid === 48),
+    ).toBe(true);
+
+    // NVML answers for the GPU again: after recoverAfterSeconds it is Healthy again.
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.every((d) => d.health === 'Healthy'), {
+      timeoutMs: 5000,
+    });
+    expect(pluginNode.logs.some((l) => l.msg === 'device recovered: Healthy' && l.device === victim)).toBe(
+      true,
+    );
+  });
+
+  it('ignores application Xids (13 by default) and counts them', async () => {
+    const pluginNode = await start('single-t4');
+    const { kubelet, node } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 1);
+    await node.injectEvent({ uuid: node.state.devices[0]!.uuid, xid: 13 });
+    await expect
+      .poll(() => metricValue(pluginNode, /^vgpu_agent_health_events_total\{xid="13",action="ignored"\}/))
+      .toBe(1);
+    expect(devicesOf(kubelet, GPU)[0]!.health).toBe('Healthy');
+  });
+
+  it('DP_DISABLE_HEALTHCHECKS=all turns Xid checks off', async () => {
+    const pluginNode = await start('single-t4', { env: { DP_DISABLE_HEALTHCHECKS: 'all' } });
+    const { kubelet, node } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 1);
+    await node.injectEvent({ uuid: node.state.devices[0]!.uuid, xid: 48 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(devicesOf(kubelet, GPU)[0]!.health).toBe('Healthy');
+  });
+
+  it('an Xid on a MIG GPU marks all its MIG devices; one naming a GI/CI marks only that MIG device', async () => {
+    const { kubelet, node } = await start('mixed-mig', { config: 'flags: {migStrategy: mixed}' });
+    const parent = node.state.devices[0]!;
+    const migs = parent.migDevices!;
+    const names = [...new Set(migs.map((m) => `nvidia.com/mig-${m.profile}`))];
+    await kubelet.waitFor((s) => names.every((n) => (s.get(n)?.devices.length ?? 0) > 0));
+    const migHealth = () => Object.assign({}, ...names.map((n) => health(devicesOf(kubelet, n))));
+
+    await node.injectEvent({ uuid: parent.uuid, xid: 94, giId: migs[1]!.giId, ciId: migs[1]!.ciId });
+    await expect.poll(migHealth).toEqual({
+      [migs[0]!.uuid]: 'Healthy',
+      [migs[1]!.uuid]: 'Unhealthy',
+      [migs[2]!.uuid]: 'Healthy',
+    });
+
+    await node.injectEvent({ uuid: parent.uuid, xid: 79 });
+    await expect.poll(migHealth).toEqual(Object.fromEntries(migs.map((m) => [m.uuid, 'Unhealthy'])));
+    expect(devicesOf(kubelet, GPU).map((d) => d.health)).toEqual(['Healthy']);
+  });
+
+  it('a lost GPU turns Unhealthy without an event, the rest are unaffected, and it recovers once NVML answers', async () => {
+    const { kubelet, node } = await start('dgx-a100', { config: 'health: {recoverAfterSeconds: 1}' });
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);
+    const lost = node.state.devices[5]!.uuid;
+    await node.setLost(lost, true);
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.some((d) => d.health === 'Unhealthy'));
+    expect(
+      devicesOf(kubelet, GPU)
+        .filter((d) => d.health === 'Unhealthy')
+        .map((d) => d.ID),
+    ).toEqual([lost]);
+    await node.setLost(lost, false);
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.every((d) => d.health === 'Healthy'), {
+      timeoutMs: 5000,
+    });
+  });
+});

@@ -1,0 +1,198 @@
+/**
+ * The device plugin end to end: mock NVML through koffi, the kubelet simulator, real Unix sockets.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KubeletSimulator } from '../../src/sim/kubelet.js';
+import type { MockNvmlState } from '../../src/sim/mock-node.js';
+import { type PluginNode, startPluginNode } from '../helpers/plugin-node.js';
+
+let running: PluginNode | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+async function start(
+  ...args: Parameters<typeof startPluginNode>
+): Promise<PluginNode & { kubelet: KubeletSimulator }> {
+  running = await startPluginNode(...args);
+  return running as PluginNode & { kubelet: KubeletSimulator };
+}
+
+const GPU = 'nvidia.com/gpu';
+const registered =
+  (name: string, count?: number) => (s: Map<string, { connected: boolean; devices: unknown[] }>) =>
+    s.get(name)?.connected === true && (count === undefined || s.get(name)!.devices.length === count);
+
+/** Four GPUs: NVLink pairs (0,1) and (2,3), NUMA 0 for 0-1 and 1 for 2-3. */
+function fourGpuState(): MockNvmlState {
+  const gpu = (i: number, peer: number) => ({
+    uuid: `GPU-${i}${i}${i}${i}${i}${i}${i}${i}-0000-0000-0000-000000000000`,
+    name: 'NVIDIA H100 80GB HBM3',
+    minor: i,
+    pciBusId: `00000000:${(0x10 + i).toString(16).toUpperCase()}:00.0`,
+    memoryTotalMiB: 81559,
+    computeCapability: [9, 0] as [number, number],
+    numaNode: i < 2 ? 0 : 1,
+    pcieSwitch: i,
+    nvlinkPeers: [peer, peer, peer, peer],
+  });
+  return {
+    driverVersion: '580.95.05',
+    cudaDriverVersion: 13000,
+    devices: [gpu(0, 1), gpu(1, 0), gpu(2, 3), gpu(3, 2)],
+  };
+}
+const uuid = (i: number) => `GPU-${String(i).repeat(8)}-0000-0000-0000-000000000000`;
+
+describe('registration and ListAndWatch', () => {
+  it('registers each resource and lists its devices with NUMA topology', async () => {
+    const { kubelet, logs, node } = await start('dgx-a100');
+    const state = await kubelet.waitFor(registered(GPU, 8));
+    const devices = state.get(GPU)!.devices;
+    expect(devices.map((d) => d.ID)).toEqual(node.state.devices.map((d) => d.uuid));
+    expect(devices.every((d) => d.health === 'Healthy')).toBe(true);
+    expect(devices.map((d) => d.topology?.nodes.map((n) => Number(n.ID)))).toEqual(
+      node.state.devices.map((d) => [d.numaNode]),
+    );
+    expect(state.get(GPU)!.endpoint).toBe('vgpu-gpu.sock');
+    expect(state.get(GPU)!.options.get_preferred_allocation_available).toBe(true);
+    expect(logs.filter((l) => l.msg === 'registered with kubelet')).toHaveLength(1);
+  });
+
+  it('waits for kubelet when it is absent at start, then registers', async () => {
+    const pluginNode = await start('single-t4', { kubeletAbsent: true });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(pluginNode.agent.manager.ready).toBe(false);
+    const kubelet = await pluginNode.startKubelet();
+    await kubelet.waitFor(registered(GPU, 1), { timeoutMs: 3000 });
+    expect(pluginNode.agent.manager.ready).toBe(true);
+  });
+
+  it('advertises MIG devices per profile with migStrategy mixed', async () => {
+    const { kubelet, node } = await start('mixed-mig', { config: 'flags: {migStrategy: mixed}' });
+    const migs = node.state.devices[0]!.migDevices!;
+    const profiles = [...new Set(migs.map((m) => m.profile))];
+    const state = await kubelet.waitFor(
+      (s) =>
+        registered(GPU, 1)(s) &&
+        profiles.every((p) => (s.get(`nvidia.com/mig-${p}`)?.devices.length ?? 0) > 0),
+    );
+    for (const profile of profiles) {
+      expect(
+        state
+          .get(`nvidia.com/mig-${profile}`)!
+          .devices.map((d) => d.ID)
+          .sort(),
+      ).toEqual(
+        migs
+          .filter((m) => m.profile === profile)
+          .map((m) => m.uuid)
+          .sort(),
+      );
+    }
+    expect(state.get(GPU)!.devices.map((d) => d.ID)).toEqual([node.state.devices[1]!.uuid]);
+  });
+});
+
+describe('Allocate', () => {
+  it.each([
+    [
+      'envvar + uuid',
+      'flags: {plugin: {deviceListStrategy: envvar}}',
+      (u: string) => ({ envs: { NVIDIA_VISIBLE_DEVICES: u } }),
+    ],
+    [
+      'envvar + index',
+      'flags: {plugin: {deviceIDStrategy: index}}',
+      () => ({ envs: { NVIDIA_VISIBLE_DEVICES: '0' } }),
+    ],
+    [
+      'volume-mounts',
+      'flags: {plugin: {deviceListStrategy: volume-mounts}}',
+      (u: string) => ({
+        envs: { NVIDIA_VISIBLE_DEVICES: '/var/run/nvidia-container-devices' },
+        mounts: [
+          {
+            container_path: `/var/run/nvidia-container-devices/${u}`,
+            host_path: '/dev/null',
+            read_only: false,
+          },
+        ],
+      }),
+    ],
+    [
+      'cdi-cri',
+      'flags: {plugin: {deviceListStrategy: cdi-cri}}',
+      (u: string) => ({ envs: {}, cdi_devices: [{ name: `nvidia.com/gpu=${u}` }] }),
+    ],
+    [
+      'cdi-annotations',
+      'flags: {plugin: {deviceListStrategy: [cdi-annotations]}}',
+      (u: string) => ({ envs: {}, annotations: { [`cdi.k8s.io/vgpu-agent_${u}`]: `nvidia.com/gpu=${u}` } }),
+    ],
+  ])('%s', async (_name, config, expected) => {
+    const { kubelet, node } = await start('single-t4', { config });
+    await kubelet.waitFor(registered(GPU, 1));
+    const { deviceIds, response } = await kubelet.allocate(GPU, 1);
+    const gpuUuid = node.state.devices[0]!.uuid;
+    expect(deviceIds).toEqual([gpuUuid]);
+    expect(response).toMatchObject(expected(gpuUuid));
+  });
+
+  it('passDeviceSpecs: control nodes present under the dev root, plus the GPU node', async () => {
+    const { kubelet, node } = await start('single-t4', {
+      config: 'flags: {plugin: {passDeviceSpecs: true}}',
+      fakeDevRoot: true,
+    });
+    await kubelet.waitFor(registered(GPU, 1));
+    const { response } = await kubelet.allocate(GPU, 1);
+    const root = `${node.dir}/driver-root`;
+    expect(response.devices).toEqual([
+      { container_path: '/dev/nvidiactl', host_path: `${root}/dev/nvidiactl`, permissions: 'rw' },
+      { container_path: '/dev/nvidia-uvm', host_path: `${root}/dev/nvidia-uvm`, permissions: 'rw' },
+      { container_path: '/dev/nvidia0', host_path: `${root}/dev/nvidia0`, permissions: 'rw' },
+    ]);
+  });
+
+  it('refuses unknown IDs with INVALID_ARGUMENT naming them, and keeps serving', async () => {
+    const { kubelet, logs } = await start('single-t4');
+    await kubelet.waitFor(registered(GPU, 1));
+    await expect(kubelet.allocateIds(GPU, ['GPU-not-here'])).rejects.toThrow(
+      /INVALID_ARGUMENT.*unknown device GPU-not-here for resource nvidia.com\/gpu/,
+    );
+    expect(logs.some((l) => l.msg === 'Allocate refused')).toBe(true);
+    await expect(kubelet.allocate(GPU, 1)).resolves.toMatchObject({
+      deviceIds: [expect.stringMatching(/^GPU-/)],
+    });
+  });
+});
+
+describe('GetPreferredAllocation', () => {
+  it('prefers NVLinked GPUs and honours must-include', async () => {
+    const { kubelet } = await start(fourGpuState());
+    await kubelet.waitFor(registered(GPU, 4));
+    const first = await kubelet.allocate(GPU, 2, { mustInclude: [uuid(2)] });
+    expect(first.deviceIds.sort()).toEqual([uuid(2), uuid(3)]);
+    const second = await kubelet.allocate(GPU, 2);
+    expect(second.deviceIds.sort()).toEqual([uuid(0), uuid(1)]);
+  });
+
+  it('still answers when a GPU is lost, and that GPU turns Unhealthy while the others stay Healthy', async () => {
+    const { kubelet, node } = await start(fourGpuState());
+    await kubelet.waitFor(registered(GPU, 4));
+    await node.setLost(uuid(1), true);
+    const state = await kubelet.waitFor(
+      (s) => s.get(GPU)?.devices.some((d) => d.health === 'Unhealthy') ?? false,
+    );
+    expect(state.get(GPU)!.devices.map((d) => [d.ID, d.health])).toEqual([
+      [uuid(0), 'Healthy'],
+      [uuid(1), 'Unhealthy'],
+      [uuid(2), 'Healthy'],
+      [uuid(3), 'Healthy'],
+    ]);
+    const { deviceIds } = await kubelet.allocate(GPU, 2, { mustInclude: [uuid(0)] });
+    expect(deviceIds).toHaveLength(2);
+    expect(deviceIds).not.toContain(uuid(1));
+  });
+});

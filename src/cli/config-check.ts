@@ -1,0 +1,305 @@
+/**
+ * `vgpu-agent config check FILE|DIR`: selects the config the agent would use on a node, validates it,
+ * and shows what that node would advertise. Needs no GPU and no cluster: the node's GPUs come from a
+ * mock NVML state file, so GitOps CI can check a ConfigMap before it reaches the nodes.
+ * Exit 0 when valid, 2 with every problem on stderr when not (including a config that cannot apply to
+ * this node's devices).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { CONFIG_LABEL, type SelectionReason } from '../config/select.js';
+import { type LoadedConfig, loadSelectedConfig } from '../config/source.js';
+import type { Inventory } from '../devices/inventory-types.js';
+import { MigStrategyError } from '../devices/mig-strategy.js';
+import type { ResourceSpec, SliceLimits } from '../devices/resource-types.js';
+import { buildResources, ResourceConfigError } from '../devices/resources.js';
+import { mockNodePath } from '../paths.js';
+import { sharingConfigOf } from '../plugin/agent.js';
+import { inventoryFromMockState } from '../sim/state-inventory.js';
+import { type Command, type CommandIo, ExitCode } from './command.js';
+import { UsageError } from './options.js';
+
+const READY_NODES = ['dgx-a100', 'mixed-mig', 'single-t4'];
+/** IDs shown per resource in the text report; the JSON report has them all. */
+const SHOWN_IDS = 4;
+
+export const configCheckCommand: Command = {
+  name: 'config check',
+  summary: 'Validate a config file or ConfigMap directory and show what a node would advertise',
+  usage: 'FILE|DIR',
+  options: [
+    { flag: 'node', env: 'NODE_NAME', type: 'string', description: 'Node name shown in the report' },
+    {
+      flag: 'labels',
+      env: 'NODE_LABELS',
+      type: 'string',
+      description: `The node's labels, k=v,k2=v2 (${CONFIG_LABEL} chooses the config)`,
+    },
+    {
+      flag: 'config-name',
+      env: 'CONFIG_NAME',
+      type: 'string',
+      description: 'ConfigMap key to use, as the agent is told with --config-name',
+    },
+    {
+      flag: 'inventory',
+      env: 'CHECK_INVENTORY',
+      type: 'string',
+      default: 'dgx-a100',
+      description: `The node's GPUs: a mock NVML state file, or a ready node (${READY_NODES.join(', ')})`,
+    },
+    {
+      flag: 'output',
+      type: 'string',
+      default: 'text',
+      choices: ['text', 'json'],
+      description: 'Report format',
+    },
+  ],
+  async run(args, io) {
+    const configPath = configPathFrom(args.positionals, io.env);
+    const labels = parseLabels(args.values.labels as string | undefined);
+    const json = args.values.output === 'json';
+    const fail = (errors: string[]): number => {
+      for (const line of errors) io.stderr.write(`${line}\n`);
+      if (json) io.stdout.write(`${JSON.stringify({ valid: false, errors }, null, 2)}\n`);
+      return ExitCode.USAGE;
+    };
+
+    const loaded = await loadSelectedConfig({
+      path: configPath,
+      configName: args.values['config-name'] as string | undefined,
+      nodeLabel: labels.get(CONFIG_LABEL),
+    });
+    const node = await loadInventory(args.values.inventory as string);
+    const errors = [...(loaded.ok ? [] : loaded.issues), ...(node.ok ? [] : node.errors)];
+    if (!loaded.ok || !node.ok) return fail(errors);
+
+    const nodeName = (args.values.node as string | undefined) ?? node.name;
+    const built = resourcesFor(loaded.loaded, node.inventory, nodeName);
+    if (!built.ok) return fail(built.errors);
+
+    const report: CheckReport = {
+      nodeName,
+      inventoryName: node.name,
+      inventory: node.inventory,
+      config: loaded.loaded,
+      labelValue: labels.get(CONFIG_LABEL),
+      warnings: [
+        ...loaded.loaded.warnings,
+        ...built.warnings,
+        ...node.inventory.problems.map((p) => `inventory ${node.name}: ${p.where}: ${p.message}`),
+      ],
+      resources: built.resources,
+      configPath,
+    };
+    writeReport(io, report, json);
+    return ExitCode.OK;
+  },
+};
+
+function configPathFrom(positionals: readonly string[], env: NodeJS.ProcessEnv): string {
+  if (positionals.length > 1) throw new UsageError(`expected one FILE or DIR, got ${positionals.length}`);
+  // Inside the agent's pod, CONFIG_FILE already names the mounted config.
+  const chosen = positionals[0] ?? (env.CONFIG_FILE?.trim() || undefined);
+  if (chosen === undefined) throw new UsageError('expected the config FILE or ConfigMap DIR to check');
+  return chosen;
+}
+
+/** `k=v,k2=v2` → map. A value may be empty (`k=`), a key may not. */
+export function parseLabels(text: string | undefined): Map<string, string> {
+  const labels = new Map<string, string>();
+  for (const item of (text ?? '').split(',')) {
+    const entry = item.trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--labels: "${entry}" is not key=value`);
+    labels.set(entry.slice(0, eq).trim(), entry.slice(eq + 1).trim());
+  }
+  return labels;
+}
+
+type LoadedInventory = { ok: true; name: string; inventory: Inventory } | { ok: false; errors: string[] };
+
+/** A ready node's name, or a path to a mock NVML state file. */
+async function loadInventory(spec: string): Promise<LoadedInventory> {
+  const ready = READY_NODES.includes(spec) && !(await exists(spec));
+  const file = ready ? mockNodePath(spec) : spec;
+  const name = ready ? spec : path.basename(spec).replace(/\.json$/, '');
+  const where = `--inventory ${spec}`;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? `not found (expected a mock NVML state file, or one of ${READY_NODES.join(', ')})`
+        : `cannot read: ${error instanceof Error ? error.message : String(error)}`;
+    return { ok: false, errors: [`${where}: ${why}`] };
+  }
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, errors: [`${where}: not JSON: ${error instanceof Error ? error.message : error}`] };
+  }
+  const converted = inventoryFromMockState(state, file);
+  return converted.ok ? { ok: true, name, inventory: converted.inventory } : converted;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+type BuiltForNode =
+  | { ok: true; resources: ResourceSpec[]; warnings: string[] }
+  | { ok: false; errors: string[] };
+
+/** The config is valid on its own but may still not fit this node's devices; that is invalid too. */
+function resourcesFor(loaded: LoadedConfig, inventory: Inventory, nodeName: string): BuiltForNode {
+  const { config, file } = loaded;
+  try {
+    const built = buildResources(sharingConfigOf(config), inventory);
+    return { ok: true, resources: built.resources, warnings: built.warnings.map((w) => `${file}: ${w}`) };
+  } catch (error) {
+    if (error instanceof MigStrategyError) {
+      const strategy = config.flags.migStrategy;
+      return {
+        ok: false,
+        errors: [
+          `${file}: flags.migStrategy: ${strategy} cannot be used on node ${nodeName}: ${error.message}`,
+        ],
+      };
+    }
+    if (error instanceof ResourceConfigError) {
+      return { ok: false, errors: [`${file}: ${error.message} (on node ${nodeName})`] };
+    }
+    throw error;
+  }
+}
+
+interface CheckReport {
+  configPath: string;
+  config: LoadedConfig;
+  labelValue: string | undefined;
+  nodeName: string;
+  inventoryName: string;
+  inventory: Inventory;
+  warnings: string[];
+  resources: ResourceSpec[];
+}
+
+function reasonText(reason: SelectionReason, label: string | undefined): string {
+  switch (reason) {
+    case 'flag':
+      return 'chosen by --config-name';
+    case 'label':
+      return `chosen by node label ${CONFIG_LABEL}=${label}`;
+    case 'default':
+      return 'the key named default (no --config-name, no node label)';
+    case 'only':
+      return 'the only key';
+    case 'file':
+      return 'a single file';
+  }
+}
+
+/** Distinct slice sizes of a split resource, with how many slices have each. */
+function sliceShapes(resource: ResourceSpec): (SliceLimits & { count: number })[] {
+  const shapes = new Map<string, SliceLimits & { count: number }>();
+  for (const device of resource.devices) {
+    if (!device.slice) continue;
+    const key = `${device.slice.memoryMiB}/${device.slice.corePercent}`;
+    const shape = shapes.get(key);
+    if (shape) shape.count++;
+    else shapes.set(key, { ...device.slice, count: 1 });
+  }
+  return [...shapes.values()];
+}
+
+function targetsOf(resource: ResourceSpec): { gpus: number; migs: number } {
+  const targets = new Map(resource.devices.map((d) => [d.target.uuid, d.target.kind]));
+  const kinds = [...targets.values()];
+  return { gpus: kinds.filter((k) => k === 'gpu').length, migs: kinds.filter((k) => k === 'mig').length };
+}
+
+function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
+  const { config } = report;
+  if (json) {
+    const out = {
+      valid: true,
+      node: report.nodeName,
+      inventory: report.inventoryName,
+      config: {
+        path: report.configPath,
+        name: config.name,
+        file: config.file,
+        reason: config.reason,
+        hash: config.hash,
+      },
+      warnings: report.warnings,
+      effective: config.config,
+      resources: report.resources.map((r) => ({
+        name: r.name,
+        sharing: r.sharing,
+        devices: r.devices.length,
+        ...targetsOf(r),
+        failRequestsGreaterThanOne: r.failRequestsGreaterThanOne,
+        ...(r.sharing === 'split' ? { slices: sliceShapes(r) } : {}),
+        ids: r.devices.map((d) => d.id),
+      })),
+    };
+    io.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `Config:  ${config.reason === 'file' ? config.file : `${report.configPath}, key ${config.name}`} (${reasonText(config.reason, report.labelValue)})`,
+    `Hash:    ${config.hash}`,
+    `Node:    ${report.nodeName} (inventory ${report.inventoryName}: ${gpuSummary(report.inventory)})`,
+    '',
+    report.warnings.length === 0 ? 'Warnings: none' : 'Warnings:',
+    ...report.warnings.map((w) => `  ${w}`),
+    '',
+    'Effective configuration:',
+    ...indent(stringify(config.config).trimEnd()),
+    '',
+    `Resources ${report.nodeName} would advertise:`,
+    ...(report.resources.length === 0 ? ['  none'] : report.resources.flatMap(resourceLines)),
+  ];
+  io.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function gpuSummary(inventory: Inventory): string {
+  const migs = inventory.gpus.reduce((n, g) => n + g.migDevices.length, 0);
+  return `${inventory.gpus.length} GPU(s)${migs > 0 ? `, ${migs} MIG device(s)` : ''}, driver ${inventory.driverVersion}`;
+}
+
+function resourceLines(resource: ResourceSpec): string[] {
+  const { gpus, migs } = targetsOf(resource);
+  const on = [gpus > 0 ? `${gpus} GPU(s)` : '', migs > 0 ? `${migs} MIG device(s)` : '']
+    .filter(Boolean)
+    .join(' + ');
+  const extra = resource.failRequestsGreaterThanOne ? ', at most 1 per container' : '';
+  const lines = [
+    `  ${resource.name}: ${resource.devices.length} device(s), ${resource.sharing}, on ${on}${extra}`,
+  ];
+  for (const shape of sliceShapes(resource)) {
+    lines.push(
+      `    slice: ${shape.memoryMiB} MiB memory, ${shape.corePercent}% of SMs (${shape.count} slice(s))`,
+    );
+  }
+  const ids = resource.devices.map((d) => d.id);
+  for (const [i, id] of ids.slice(0, SHOWN_IDS).entries())
+    lines.push(`    ${i === 0 ? 'IDs:' : '    '} ${id}`);
+  if (ids.length > SHOWN_IDS) lines.push(`         … ${ids.length - SHOWN_IDS} more`);
+  return lines;
+}
+
+function indent(text: string): string[] {
+  return text.split('\n').map((line) => `  ${line}`);
+}

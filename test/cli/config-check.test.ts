@@ -1,0 +1,255 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/run.js';
+import { ConfigMapVolume } from '../config/configmap-volume.js';
+
+const DGX_GPU0 = 'GPU-a7942715-1318-6ca6-69f2-9aad70a8a8fd';
+
+async function check(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const sink = (key: 'stdout' | 'stderr') =>
+    new Writable({
+      write(chunk, _encoding, done) {
+        out[key] += String(chunk);
+        done();
+      },
+    });
+  const code = await runCli(['config', 'check', ...args], {
+    stdout: sink('stdout'),
+    stderr: sink('stderr'),
+    env,
+  });
+  return { code, ...out };
+}
+
+let dir: string;
+const cleanups: (() => Promise<void>)[] = [];
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'vgpu-config-check-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+async function file(name: string, text: string): Promise<string> {
+  const target = path.join(dir, name);
+  await writeFile(target, text);
+  return target;
+}
+
+const TIME_SLICING = `version: v1
+sharing:
+  timeSlicing:
+    failRequestsGreaterThanOne: true
+    resources:
+      - name: nvidia.com/gpu
+        replicas: 4
+`;
+
+describe('vgpu-agent config check', () => {
+  it("accepts NVIDIA's time-slicing file and shows the devices of the default node", async () => {
+    const config = await file('time-slicing.yaml', TIME_SLICING);
+    const { code, stdout, stderr } = await check([config]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain(`Config:  ${config} (a single file)\n`);
+    expect(stdout).toMatch(/^Hash: {4}[0-9a-f]{12}$/m);
+    expect(stdout).toContain('Node:    dgx-a100 (inventory dgx-a100: 8 GPU(s), driver 580.95.05)\n');
+    expect(stdout).toContain('Warnings: none\n');
+    expect(stdout).toContain('          replicas: 4\n'); // the effective config, as YAML
+    expect(stdout).toContain(
+      [
+        'Resources dgx-a100 would advertise:',
+        '  nvidia.com/gpu: 32 device(s), time-slicing, on 8 GPU(s), at most 1 per container',
+        `    IDs: ${DGX_GPU0}::0`,
+        `         ${DGX_GPU0}::1`,
+        `         ${DGX_GPU0}::2`,
+        `         ${DGX_GPU0}::3`,
+        '         … 28 more',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('exits 2 with the exact error line for an invalid file', async () => {
+    const config = await file('bad.yaml', TIME_SLICING.replace('replicas: 4', 'replicas: 1'));
+    expect(await check([config])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `${config}: sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2 (got 1)\n`,
+    });
+  });
+
+  it('selects the ConfigMap key named by the node label', async () => {
+    const volume = await ConfigMapVolume.create({
+      default: 'version: v1\n',
+      'ts-4': TIME_SLICING,
+      'split-10':
+        'version: v1\nsharing:\n  split:\n    resources:\n      - name: nvidia.com/gpu\n        count: 10\n',
+    });
+    cleanups.push(() => volume.remove());
+    const labels = 'kubernetes.io/hostname=gpu-7,nvidia.com/device-plugin.config=split-10';
+    const text = await check([volume.dir, '--node', 'gpu-7', '--labels', labels]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(
+      `Config:  ${volume.dir}, key split-10 (chosen by node label nvidia.com/device-plugin.config=split-10)\n`,
+    );
+    expect(text.stdout).toContain('Node:    gpu-7 (inventory dgx-a100: 8 GPU(s), driver 580.95.05)\n');
+    expect(text.stdout).toContain('  nvidia.com/gpu: 80 device(s), split, on 8 GPU(s)\n');
+
+    const json = await check([volume.dir, '--labels', labels, '--output', 'json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.stdout);
+    expect(report).toMatchObject({
+      valid: true,
+      node: 'dgx-a100',
+      config: {
+        path: volume.dir,
+        name: 'split-10',
+        file: path.join(volume.dir, 'split-10'),
+        reason: 'label',
+      },
+      resources: [{ name: 'nvidia.com/gpu', sharing: 'split', devices: 80, gpus: 8, migs: 0 }],
+    });
+    expect(report.resources[0].ids).toHaveLength(80);
+
+    // No label: the key named default; a label naming a missing key: NVIDIA's error.
+    expect((await check([volume.dir])).stdout).toContain(
+      `key default (the key named default (no --config-name, no node label))`,
+    );
+    expect(await check([volume.dir, '--labels', 'nvidia.com/device-plugin.config=big'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        `${volume.dir}: specified config big does not exist (available: default, split-10, ts-4); ` +
+        'named by node label nvidia.com/device-plugin.config\n',
+    });
+    // --config-name wins over the label, as in the agent.
+    expect((await check([volume.dir, '--labels', labels, '--config-name', 'ts-4'])).stdout).toContain(
+      'key ts-4 (chosen by --config-name)',
+    );
+  });
+
+  it("refuses MIG strategy single on a node with mixed MIG modes, in NVIDIA's words", async () => {
+    const config = await file('single.yaml', 'version: v1\nflags:\n  migStrategy: single\n');
+    expect(await check([config, '--inventory', 'mixed-mig'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        `${config}: flags.migStrategy: single cannot be used on node mixed-mig: ` +
+        'all devices on the node must be configured with the same migEnabled value\n',
+    });
+  });
+
+  it('advertises one resource per MIG profile with the mixed strategy', async () => {
+    const config = await file('mixed.yaml', 'version: v1\nflags:\n  migStrategy: mixed\n');
+    const { code, stdout } = await check([config, '--inventory', 'mixed-mig']);
+    expect(code).toBe(0);
+    expect(stdout).toContain(
+      'Node:    mixed-mig (inventory mixed-mig: 2 GPU(s), 3 MIG device(s), driver 580.95.05)',
+    );
+    expect(stdout).toContain('  nvidia.com/gpu: 1 device(s), exclusive, on 1 GPU(s)\n');
+    expect(stdout).toContain('  nvidia.com/mig-2g.10gb: 2 device(s), exclusive, on 2 MIG device(s)\n');
+    expect(stdout).toContain('  nvidia.com/mig-3g.20gb: 1 device(s), exclusive, on 1 MIG device(s)\n');
+  });
+
+  it('prints split slice sizes to the MiB', async () => {
+    const config = await file(
+      'split.yaml',
+      `version: v1
+sharing:
+  split:
+    resources:
+      - name: nvidia.com/gpu
+        devices: [0, 1]
+        count: 3
+        rename: nvidia.com/gpu-third
+      - name: nvidia.com/gpu
+        devices: [2, 3, 4, 5, 6, 7]
+        count: 8
+        memoryScaling: 1.5
+`,
+    );
+    const { code, stdout } = await check([config]);
+    expect(code).toBe(0);
+    expect(stdout).toContain(
+      '  nvidia.com/gpu: 48 device(s), split, on 6 GPU(s)\n    slice: 15360 MiB memory, 12% of SMs (48 slice(s))\n',
+    );
+    expect(stdout).toContain(
+      '  nvidia.com/gpu-third: 6 device(s), split, on 2 GPU(s)\n    slice: 27306 MiB memory, 33% of SMs (6 slice(s))\n',
+    );
+    const report = JSON.parse((await check([config, '--output', 'json'])).stdout);
+    expect(report.resources.map((r: { name: string; slices: unknown }) => [r.name, r.slices])).toEqual([
+      ['nvidia.com/gpu', [{ memoryMiB: 15360, corePercent: 12, count: 48 }]],
+      ['nvidia.com/gpu-third', [{ memoryMiB: 27306, corePercent: 33, count: 6 }]],
+    ]);
+  });
+
+  it('refuses a config that names more devices than the node has', async () => {
+    const config = await file(
+      'nine.yaml',
+      TIME_SLICING.replace('replicas: 4', 'replicas: 2\n        devices: 9'),
+    );
+    const { code, stderr, stdout } = await check([config, '--output', 'json']);
+    const line =
+      `${config}: sharing.timeSlicing.resources[0]: requested 9 devices to be replicated, ` +
+      'but only 8 devices available (on node dgx-a100)';
+    expect(code).toBe(2);
+    expect(stderr).toBe(`${line}\n`);
+    expect(JSON.parse(stdout)).toEqual({ valid: false, errors: [line] });
+  });
+
+  it('reads a mock NVML state file as the inventory', async () => {
+    const state = await file(
+      'gpu-node-3.json',
+      JSON.stringify({ devices: [{ uuid: 'GPU-0', name: 'Tesla T4', memoryTotalMiB: 15360 }] }),
+    );
+    const config = await file(
+      'split.yaml',
+      'version: v1\nsharing:\n  split:\n    resources:\n      - name: nvidia.com/gpu\n        count: 4\n',
+    );
+    const { code, stdout } = await check([config, '--inventory', state]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('Node:    gpu-node-3 (inventory gpu-node-3: 1 GPU(s), driver 580.95.05)');
+    expect(stdout).toContain('    slice: 3840 MiB memory, 25% of SMs (4 slice(s))\n    IDs: GPU-0::0\n');
+  });
+
+  it('reports bad inputs with exit 2', async () => {
+    const config = await file('ok.yaml', 'version: v1\n');
+    const broken = await file('broken.json', '{"devices": [{"name": "x"}]}');
+    expect(await check([config, '--inventory', broken])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `${broken}: devices[0].uuid: Invalid input: expected string, received undefined\n`,
+    });
+    expect((await check([config, '--inventory', 'dgx-h100'])).stderr).toBe(
+      '--inventory dgx-h100: not found (expected a mock NVML state file, or one of dgx-a100, mixed-mig, single-t4)\n',
+    );
+    expect(await check([config, '--labels', 'gpu'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--labels: "gpu" is not key=value'),
+    });
+    expect(await check([])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('expected the config FILE or ConfigMap DIR to check'),
+    });
+    expect((await check([path.join(dir, 'missing.yaml')])).stderr).toBe(
+      `${path.join(dir, 'missing.yaml')}: not found (expected a config file or a mounted ConfigMap directory)\n`,
+    );
+  });
+
+  it('checks the mounted config named by CONFIG_FILE when no path is given (inside the pod)', async () => {
+    const config = await file('config.yaml', TIME_SLICING);
+    const { code, stdout } = await check([], { CONFIG_FILE: config, NODE_NAME: 'gpu-node-9' });
+    expect(code).toBe(0);
+    expect(stdout).toContain(`Config:  ${config} (a single file)`);
+    expect(stdout).toContain('Node:    gpu-node-9 (inventory dgx-a100');
+  });
+});

@@ -1,0 +1,1 @@
+export { ConfigMapVolume } from '../../src/sim/configmap-volume.js';

@@ -1,0 +1,335 @@
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { applyOverrides } from '../../src/config/index.js';
+import {
+  type ConfigChange,
+  ConfigLoadError,
+  ConfigSource,
+  type ConfigSourceOptions,
+  type InvalidConfig,
+} from '../../src/config/source.js';
+import { createLogger, type Logger } from '../../src/log.js';
+import { ConfigMapVolume } from './configmap-volume.js';
+
+const timeSliced = (replicas: number) =>
+  `version: v1\nsharing:\n  timeSlicing:\n    resources:\n      - name: nvidia.com/gpu\n        replicas: ${replicas}\n`;
+const replicasOf = (source: ConfigSource) => source.current.config.sharing.timeSlicing.resources[0]?.replicas;
+
+/** A debug logger whose lines the test can read. */
+function collectingLogger(): { logger: Logger; lines: { level: number; msg: string }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'debug', destination }), lines };
+}
+
+/** Every event a source emits, in order. */
+function record(source: ConfigSource): { events: (['change', ConfigChange] | ['invalid', InvalidConfig])[] } {
+  const recorded: { events: (['change', ConfigChange] | ['invalid', InvalidConfig])[] } = { events: [] };
+  source.on('change', (c) => recorded.events.push(['change', c]));
+  source.on('invalid', (i) => recorded.events.push(['invalid', i]));
+  return recorded;
+}
+
+function next<K extends 'change' | 'invalid'>(
+  source: ConfigSource,
+  event: K,
+  timeoutMs = 3000,
+): Promise<K extends 'change' ? ConfigChange : InvalidConfig> {
+  type Value = K extends 'change' ? ConfigChange : InvalidConfig;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeoutMs} ms`)), timeoutMs);
+    const emitter = source as unknown as NodeJS.EventEmitter;
+    emitter.once(event, (value: Value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
+}
+
+/** Waits until the source has logged `count` more reload outcomes matching `pattern` than before. */
+async function reloadsLogged(lines: { msg: string }[], pattern: RegExp, count = 1): Promise<void> {
+  const before = lines.filter((l) => pattern.test(l.msg)).length;
+  await expect
+    .poll(() => lines.filter((l) => pattern.test(l.msg)).length, { timeout: 3000 })
+    .toBeGreaterThanOrEqual(before + count);
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function volume(payload: Record<string, string>): Promise<ConfigMapVolume> {
+  const v = await ConfigMapVolume.create(payload);
+  cleanups.push(() => v.remove());
+  return v;
+}
+
+async function open(
+  options: Omit<ConfigSourceOptions, 'logger'> & { logger?: Logger },
+): Promise<ConfigSource> {
+  const source = await ConfigSource.open({ logger: collectingLogger().logger, ...options });
+  cleanups.push(() => source.close());
+  return source;
+}
+
+describe('ConfigSource on a ConfigMap directory (kubelet AtomicWriter updates)', () => {
+  it('applies changes within a second, ignores identical rewrites, keeps the last good config', async () => {
+    const mount = await volume({ 'config.yaml': timeSliced(2) });
+    const { logger, lines } = collectingLogger();
+    const source = await open({ path: mount.dir, logger });
+    const recorded = record(source);
+    expect(source.current).toMatchObject({
+      name: 'config.yaml',
+      reason: 'only',
+      file: path.join(mount.dir, 'config.yaml'),
+    });
+    expect(replicasOf(source)).toBe(2);
+    const firstHash = source.current.hash;
+
+    // A changed replica count.
+    let started = performance.now();
+    let changed = next(source, 'change');
+    await mount.write({ 'config.yaml': timeSliced(4) });
+    const change = await changed;
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(change.previous.hash).toBe(firstHash);
+    expect(change.current.hash).not.toBe(firstHash);
+    expect(change.current.config.sharing.timeSlicing.resources[0]?.replicas).toBe(4);
+    expect(source.current).toBe(change.current);
+    expect(
+      lines.some(
+        (l) =>
+          l.level === 30 && l.msg === `config config.yaml applied (${firstHash} → ${change.current.hash})`,
+      ),
+    ).toBe(true);
+
+    // The same content again, twice: re-read, nothing emitted.
+    for (let i = 0; i < 2; i++) {
+      const unchanged = reloadsLogged(lines, /^config config\.yaml unchanged$/);
+      await mount.write({ 'config.yaml': timeSliced(4) });
+      await unchanged;
+    }
+    expect(recorded.events.map(([e]) => e)).toEqual(['change']);
+
+    // An invalid update: reported, and the good config stays.
+    const rejected = next(source, 'invalid');
+    await mount.write({ 'config.yaml': timeSliced(1) });
+    expect(await rejected).toEqual({
+      name: 'config.yaml',
+      issues: [
+        `${path.join(mount.dir, 'config.yaml')}: sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2 (got 1)`,
+      ],
+    });
+    expect(replicasOf(source)).toBe(4);
+    expect(lines.some((l) => l.level === 50 && l.msg.includes('number of replicas must be >= 2'))).toBe(true);
+
+    // Fixed: applies, and the previous config is the last good one.
+    started = performance.now();
+    changed = next(source, 'change');
+    await mount.write({ 'config.yaml': timeSliced(8) });
+    const fixed = await changed;
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(fixed.previous).toBe(change.current);
+    expect(replicasOf(source)).toBe(8);
+  });
+
+  it('re-selects when a key named default appears (only key → default)', async () => {
+    const mount = await volume({ 'a100-ts': timeSliced(2) });
+    const source = await open({ path: mount.dir });
+    expect(source.current).toMatchObject({ name: 'a100-ts', reason: 'only' });
+    const changed = next(source, 'change');
+    await mount.write({ 'a100-ts': timeSliced(2), default: 'version: v1\n' });
+    const change = await changed;
+    expect(change.current).toMatchObject({
+      name: 'default',
+      reason: 'default',
+      file: path.join(mount.dir, 'default'),
+    });
+    expect(change.current.config.sharing.timeSlicing.resources).toEqual([]);
+  });
+
+  it('follows the node label, and keeps serving when the chosen key vanishes', async () => {
+    const mount = await volume({ default: 'version: v1\n', 'ts-4': timeSliced(4) });
+    const source = await open({ path: mount.dir });
+    const recorded = record(source);
+    expect(source.current).toMatchObject({ name: 'default', reason: 'default' });
+
+    await source.setNodeLabel('ts-4');
+    expect(source.current).toMatchObject({ name: 'ts-4', reason: 'label' });
+    expect(recorded.events.map(([e, v]) => [e, 'current' in v ? v.current.name : v.name])).toEqual([
+      ['change', 'ts-4'],
+    ]);
+
+    await source.setNodeLabel('missing');
+    expect(recorded.events.at(-1)).toEqual([
+      'invalid',
+      {
+        name: 'missing',
+        issues: [
+          `${mount.dir}: specified config missing does not exist (available: default, ts-4); named by node label nvidia.com/device-plugin.config`,
+        ],
+      },
+    ]);
+    expect(source.current.name).toBe('ts-4');
+
+    await source.setNodeLabel('ts-4');
+    expect(recorded.events).toHaveLength(2); // same key, same content: nothing to apply
+    const rejected = next(source, 'invalid');
+    await mount.write({ default: 'version: v1\n' });
+    expect((await rejected).issues[0]).toContain('specified config ts-4 does not exist (available: default)');
+    expect(replicasOf(source)).toBe(4);
+
+    await source.setNodeLabel(undefined);
+    expect(source.current).toMatchObject({ name: 'default', reason: 'default' });
+  });
+
+  it('catches changes no watched path shows through the periodic re-read', async () => {
+    const mount = await volume({ default: timeSliced(2) });
+    const source = await open({ path: mount.dir, resyncIntervalMs: 100 });
+    const changed = next(source, 'change');
+    // Rewriting the payload file behind `..data` changes no watched entry; only the re-read sees it.
+    await writeFile(path.join(await mount.currentDataDir(), 'default'), timeSliced(3));
+    expect((await changed).current.config.sharing.timeSlicing.resources[0]?.replicas).toBe(3);
+  });
+
+  it('re-applies the command-line overrides on every load', async () => {
+    const mount = await volume({ default: 'version: v1\nflags:\n  migStrategy: single\n' });
+    const overrides = (config: Parameters<typeof applyOverrides>[0]) =>
+      applyOverrides(config, { migStrategy: 'mixed' }, { migStrategy: 'MIG_STRATEGY' });
+    const source = await open({ path: mount.dir, overrides });
+    expect(source.current.config.flags.migStrategy).toBe('mixed');
+    const changed = next(source, 'change');
+    await mount.write({ default: 'version: v1\nflags:\n  migStrategy: none\n  failOnInitError: false\n' });
+    const { current } = await changed;
+    expect(current.config.flags).toMatchObject({ migStrategy: 'mixed', failOnInitError: false });
+  });
+  it('rejects configs the validate hook refuses (e.g. not applicable to this node), keeping the last good one', async () => {
+    const mount = await volume({ default: timeSliced(2) });
+    const validate = (config: Parameters<typeof applyOverrides>[0]) =>
+      config.flags.migStrategy === 'single' ? ['flags.migStrategy: single cannot be used on this node'] : [];
+    const source = await open({ path: mount.dir, validate });
+    const rejected = next(source, 'invalid');
+    await mount.write({ default: `${timeSliced(4)}flags:\n  migStrategy: single\n` });
+    expect(await rejected).toEqual({
+      name: 'default',
+      issues: [`${path.join(mount.dir, 'default')}: flags.migStrategy: single cannot be used on this node`],
+    });
+    expect(replicasOf(source)).toBe(2);
+  });
+});
+
+describe('ConfigSource on a plain file', () => {
+  async function configFile(text: string): Promise<string> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'vgpu-config-file-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, text);
+    return file;
+  }
+
+  it('follows atomic renames over the file and in-place writes', async () => {
+    const file = await configFile(timeSliced(2));
+    const source = await open({ path: file });
+    expect(source.current).toMatchObject({ name: 'config.yaml', reason: 'file', file });
+
+    let started = performance.now();
+    let changed = next(source, 'change');
+    await writeFile(`${file}.tmp`, timeSliced(4));
+    await rename(`${file}.tmp`, file);
+    expect(replicasOf(source)).toBe(2);
+    await changed;
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(replicasOf(source)).toBe(4);
+
+    started = performance.now();
+    changed = next(source, 'change');
+    await writeFile(file, timeSliced(6));
+    await changed;
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(replicasOf(source)).toBe(6);
+
+    const rejected = next(source, 'invalid');
+    await writeFile(file, '');
+    expect((await rejected).issues).toEqual([
+      `${file}: file is empty (write "version: v1" for the default configuration)`,
+    ]);
+    expect(replicasOf(source)).toBe(6);
+  });
+});
+
+describe('ConfigSource.open failures', () => {
+  it('throws ConfigLoadError with every issue', async () => {
+    const mount = await volume({ default: `${timeSliced(0)}flags:\n  migStrategy: sometimes\n` });
+    const error = await ConfigSource.open({ path: mount.dir, logger: collectingLogger().logger }).catch(
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigLoadError);
+    const file = path.join(mount.dir, 'default');
+    expect((error as ConfigLoadError).issues).toEqual([
+      `${file}: sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2 (got 0)`,
+      `${file}: flags.migStrategy: expected none, single or mixed (got "sometimes")`,
+    ]);
+  });
+
+  it.each([
+    [
+      'a missing path',
+      '/nonexistent/vgpu',
+      '/nonexistent/vgpu: not found (expected a config file or a mounted ConfigMap directory)',
+    ],
+  ])('reports %s', async (_, configPath, issue) => {
+    const error = await ConfigSource.open({ path: configPath, logger: collectingLogger().logger }).catch(
+      (e) => e,
+    );
+    expect((error as ConfigLoadError).issues).toEqual([issue]);
+  });
+
+  it('reports failing overrides', async () => {
+    const mount = await volume({ default: 'version: v1\n' });
+    const error = await ConfigSource.open({
+      path: mount.dir,
+      logger: collectingLogger().logger,
+      overrides: (config) => applyOverrides(config, { migStrategy: 'foo' }, { migStrategy: 'MIG_STRATEGY' }),
+    }).catch((e) => e);
+    expect((error as ConfigLoadError).issues).toEqual([
+      'invalid MIG_STRATEGY: foo (expected none, single or mixed)',
+    ]);
+  });
+});
+
+describe('ConfigSource.close', () => {
+  const watchHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'FSEventWrap').length;
+
+  it('stops watching and re-reading: no events, no log lines, no handles left', async () => {
+    const baseline = watchHandles();
+    const mount = await volume({ default: timeSliced(2) });
+    const { logger, lines } = collectingLogger();
+    const source = await ConfigSource.open({ path: mount.dir, logger, resyncIntervalMs: 20, debounceMs: 10 });
+    const recorded = record(source);
+    expect(watchHandles()).toBeGreaterThan(baseline);
+    await source.close();
+    await source.close();
+    // libuv releases a closed fs.watch handle on its next turn.
+    await expect.poll(watchHandles).toBe(baseline);
+
+    const logged = lines.length;
+    await mount.write({ default: timeSliced(4) });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(recorded.events).toEqual([]);
+    expect(lines.length).toBe(logged);
+    expect(replicasOf(source)).toBe(2);
+    await source.reload();
+    await source.setNodeLabel('x');
+    expect(recorded.events).toEqual([]);
+  });
+});

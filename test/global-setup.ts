@@ -1,4 +1,7 @@
-/** Builds the mock NVML library once before any test loads it (no-op when it is up to date). */
+/**
+ * Builds what tests run: the mock NVML library (no-op when up to date) and dist/, which the
+ * process-level tests start as `node dist/cli/main.js`.
+ */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,4 +9,12 @@ import { fileURLToPath } from 'node:url';
 export default function setup(): void {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   execFileSync(process.execPath, [path.join(root, 'native/mock-nvml/build.mjs')], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
 }

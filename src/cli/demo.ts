@@ -1,16 +1,12 @@
-/**
- * `vgpu-agent demo`: the agent on a simulated GPU node (mock NVML through the real koffi binding),
- * no GPU needed.
- */
-import { buildInventory } from '../devices/inventory.js';
-import { Nvml } from '../nvml/nvml.js';
-import { MockNode } from '../sim/mock-node.js';
+/** `vgpu-agent demo`: the plugin on a simulated GPU node (mock NVML through koffi), no GPU needed. */
+import { createLogger, type LogLevel } from '../log.js';
+import { runDemo } from '../sim/demo.js';
 import { type Command, ExitCode } from './command.js';
-import { formatInventory } from './format-inventory.js';
+import { agentVersion } from './version.js';
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'Run the agent on a simulated GPU node (mock NVML, no GPU needed)',
+  summary: 'Run the device plugin on a simulated GPU node (mock NVML, kubelet simulator; no GPU needed)',
   options: [
     {
       flag: 'node',
@@ -20,22 +16,36 @@ export const demoCommand: Command = {
       choices: ['dgx-a100', 'mixed-mig', 'single-t4'],
       description: 'Which simulated node to run on',
     },
+    {
+      flag: 'duration',
+      env: 'DEMO_DURATION',
+      type: 'string',
+      default: '0',
+      integer: true,
+      description: 'Seconds to keep running after the transcript; 0 = until Ctrl+C',
+    },
+    {
+      flag: 'log-level',
+      env: 'LOG_LEVEL',
+      type: 'string',
+      default: 'silent',
+      description:
+        "The agent's own log lines (pretty, on stderr): info shows every registration and Allocate",
+    },
   ],
   async run(args, io) {
-    const node = await MockNode.create(args.values.node as string);
-    try {
-      node.exportEnv();
-      io.stdout.write(`Simulated node "${args.values.node}" (mock NVML state: ${node.statePath})\n\n`);
-      const nvml = await Nvml.open({ libraryPath: node.libraryPath });
-      try {
-        const inventory = await buildInventory(nvml, node.hostPaths);
-        io.stdout.write(`What NVML reports through koffi:\n${formatInventory(inventory)}\n`);
-      } finally {
-        nvml.shutdown();
-      }
-      return ExitCode.OK;
-    } finally {
-      await node.remove();
-    }
+    const logger = createLogger({
+      level: args.values['log-level'] as LogLevel,
+      format: 'pretty',
+      destination: io.stderr,
+    });
+    await runDemo({
+      node: args.values.node as string,
+      durationSeconds: Number(args.values.duration),
+      out: io.stdout,
+      logger,
+      agentVersion: agentVersion(),
+    });
+    return ExitCode.OK;
   },
 };

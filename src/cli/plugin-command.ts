@@ -1,10 +1,16 @@
 /** `vgpu-agent plugin`: flags → config → PluginAgent → run until SIGTERM/SIGINT. */
-import { type EffectiveConfig, formatIssue, loadConfigFile, parseConfig } from '../config/index.js';
+import type { Logger } from 'pino';
+import { type EffectiveConfig, parseConfig } from '../config/index.js';
+import { CONFIG_LABEL } from '../config/select.js';
+import { type ApplyOverrides, ConfigLoadError, ConfigSource } from '../config/source.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
 import { ResourceConfigError } from '../devices/resources.js';
+import { KubeConfigError } from '../kube/in-cluster.js';
+import { NodeLabelWatcher } from '../kube/node-label-watcher.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { NvmlLibraryError } from '../nvml/errors.js';
 import { PluginAgent } from '../plugin/agent.js';
+import { followConfigUpdates, nodeValidator } from '../plugin/live-config.js';
 import { DEFAULT_DEVICE_PLUGIN_DIR } from '../plugin/proto.js';
 import { type Command, ExitCode } from './command.js';
 import { loggingOptions, nvmlOptions } from './common-options.js';
@@ -15,12 +21,6 @@ import { agentVersion } from './version.js';
 
 /** SIGTERM must end the process within 2 s even if something hangs. */
 const STOP_DEADLINE_MS = 1800;
-
-async function loadConfig(path: string | undefined, source = 'defaults'): Promise<EffectiveConfig> {
-  const result = path ? await loadConfigFile(path) : parseConfig('version: v1', source);
-  if (!result.ok) throw new UsageError(`invalid config:\n${result.errors.map(formatIssue).join('\n')}`);
-  return result.config;
-}
 
 export const pluginCommand: Command = {
   name: 'plugin',
@@ -60,11 +60,21 @@ export const pluginCommand: Command = {
     const v = args.values;
     const logger = createLogger({ level: v['log-level'] as LogLevel, format: v['log-format'] as LogFormat });
     const applyFlags = overridesFrom(v, io.env);
-    const fromFile = await loadConfig(v.config as string | undefined);
-    const overridden = applyFlags(fromFile);
-    if (!overridden.ok) throw new UsageError(overridden.errors.join('\n'));
-    const config = overridden.config;
-    logger.info({ config, node: v['node-name'] }, 'effective configuration');
+    const nodeName = v['node-name'] as string | undefined;
+    const labels = v['kube-api'] ? await watchNodeLabel(nodeName, logger) : undefined;
+    const forThisNode = nodeValidator();
+    const source = await openConfig(v.config as string | undefined, {
+      configName: v['config-name'] as string | undefined,
+      nodeLabel: labels?.value,
+      overrides: applyFlags,
+      validate: forThisNode.validate,
+      logger,
+    });
+    const config = source ? source.current.config : defaultConfig(applyFlags);
+    logger.info(
+      { config, node: nodeName, configName: source?.current.name ?? null },
+      'effective configuration',
+    );
 
     let agent: PluginAgent;
     try {
@@ -88,8 +98,16 @@ export const pluginCommand: Command = {
         await waitForSignal();
         return ExitCode.OK;
       }
+      await labels?.watcher.stop();
+      source?.close();
       throw err;
     }
+    forThisNode.bind(agent);
+    if (source) followConfigUpdates(source, agent, logger);
+    labels?.follow((value) => source?.setNodeLabel(value));
+    // NVIDIA restarts on SIGHUP; we only need to re-read the config.
+    const onHangup = () => void source?.reload();
+    process.on('SIGHUP', onHangup);
 
     const signal = await waitForSignal();
     logger.info({ signal }, 'stopping');
@@ -98,12 +116,72 @@ export const pluginCommand: Command = {
       process.exit(ExitCode.OK);
     }, STOP_DEADLINE_MS);
     deadline.unref();
+    process.off('SIGHUP', onHangup);
+    await labels?.watcher.stop();
+    source?.close();
     await agent.stop();
     clearTimeout(deadline);
     logger.info('stopped: sockets removed');
     return ExitCode.OK;
   },
 };
+
+interface OpenConfigOptions {
+  configName: string | undefined;
+  nodeLabel: string | undefined;
+  overrides: ApplyOverrides;
+  validate: (config: EffectiveConfig) => string[];
+  logger: Logger;
+}
+
+/** The live config source, or undefined when no --config is given (NVIDIA's defaults, plus flags). */
+async function openConfig(
+  path: string | undefined,
+  options: OpenConfigOptions,
+): Promise<ConfigSource | undefined> {
+  if (!path) return undefined;
+  try {
+    return await ConfigSource.open({ path, ...options });
+  } catch (err) {
+    if (err instanceof ConfigLoadError) throw new UsageError(`invalid config:\n${err.issues.join('\n')}`);
+    throw err;
+  }
+}
+
+function defaultConfig(applyFlags: ApplyOverrides): EffectiveConfig {
+  const parsed = parseConfig('version: v1', 'defaults');
+  if (!parsed.ok) throw new Error('the built-in default config is invalid');
+  const overridden = applyFlags(parsed.config);
+  if (!overridden.ok) throw new UsageError(overridden.errors.join('\n'));
+  return overridden.config;
+}
+
+/** Reads the node's config label once, then reports changes to whoever follows. */
+async function watchNodeLabel(nodeName: string | undefined, logger: Logger) {
+  if (!nodeName) throw new UsageError('--kube-api needs --node-name (NODE_NAME, from the downward API)');
+  let follower: ((value: string | undefined) => void) | undefined;
+  let watcher: NodeLabelWatcher;
+  try {
+    watcher = await NodeLabelWatcher.start({
+      nodeName,
+      labelKey: CONFIG_LABEL,
+      logger,
+      onChange: (value) => follower?.(value),
+    });
+  } catch (err) {
+    if (err instanceof KubeConfigError) throw new UsageError(`--kube-api: ${err.message}`);
+    throw err;
+  }
+  return {
+    watcher,
+    value: watcher.value,
+    /** Starts reporting changes, beginning with the current value (it may have changed meanwhile). */
+    follow(callback: (value: string | undefined) => void) {
+      follower = callback;
+      callback(watcher.value);
+    },
+  };
+}
 
 function waitForSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {

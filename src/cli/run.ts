@@ -1,6 +1,7 @@
 /** Parses the command line, dispatches to a sub-command and turns failures into exit codes. */
 import { NvmlLibraryError } from '../nvml/errors.js';
 import { type Command, type CommandIo, ExitCode } from './command.js';
+import { configCheckCommand } from './config-check.js';
 import { demoCommand } from './demo.js';
 import { inventoryCommand } from './inventory-command.js';
 import { parseCommandLine, renderOptionsHelp, UsageError } from './options.js';
@@ -11,6 +12,7 @@ const commands: Command[] = [
   pluginCommand,
   demoCommand,
   inventoryCommand,
+  configCheckCommand,
   versionCommand,
 ];
 

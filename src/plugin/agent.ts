@@ -19,6 +19,7 @@ import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
 import { TopologyScores } from './preferred-allocation.js';
 import type { ResourceContext } from './resource.js';
+import { detectHookLibrary, SplitAllocator } from './split-allocation.js';
 
 export interface PluginAgentOptions {
   config: EffectiveConfig;
@@ -101,7 +102,7 @@ export class PluginAgent {
         pluginDir: options.pluginDir,
         logger,
         metrics,
-        context: await resourceContext(options.config, inventory, health),
+        context: await resourceContext(options.config, inventory, health, built.resources, metrics, logger),
         registerTimeoutMs: options.tuning?.registerTimeoutMs,
         retryInitialMs: options.tuning?.retryInitialMs,
         retryMaxMs: options.tuning?.retryMaxMs,
@@ -142,6 +143,16 @@ export class PluginAgent {
     return this.manager.ready ? null : 'waiting for kubelet registration of every resource';
   }
 
+  /** Why `config` cannot apply to this node (empty when it can). */
+  problemsWith(config: EffectiveConfig): string[] {
+    try {
+      this.resourcesFor(config);
+      return [];
+    } catch (err) {
+      return [`does not apply to this node: ${(err as Error).message}`];
+    }
+  }
+
   /** Resources the config gives on this node; throws when it cannot apply here. */
   resourcesFor(config: EffectiveConfig): { resources: ResourceSpec[]; warnings: string[] } {
     return buildResources(sharingConfigOf(config), this.inventory);
@@ -152,7 +163,15 @@ export class PluginAgent {
     const built = this.resourcesFor(config);
     for (const warning of built.warnings)
       this.options.logger.warn({ config: warning }, 'config does not apply fully to this node');
-    await this.manager.apply(built.resources, await resourceContext(config, this.inventory, this.health));
+    const context = await resourceContext(
+      config,
+      this.inventory,
+      this.health,
+      built.resources,
+      this.metrics,
+      this.options.logger,
+    );
+    await this.manager.apply(built.resources, context);
     this.config = config;
     logResources(this.options.logger, built.resources);
   }
@@ -169,13 +188,24 @@ async function resourceContext(
   config: EffectiveConfig,
   inventory: Inventory,
   health: HealthMonitor,
+  resources: readonly ResourceSpec[],
+  metrics: PluginMetrics,
+  logger: Logger,
 ): Promise<ResourceContext> {
-  return {
+  const context: ResourceContext = {
     health: health.state,
     allocate: await allocateSettingsFrom(config),
     sharedAllocationPolicy: config.flags.plugin.sharedDevicesAllocationPolicy,
     topology: TopologyScores.of(inventory),
   };
+  const split = resources.filter((r) => r.sharing === 'split');
+  metrics.splitLimitsEnforced.reset();
+  if (split.length > 0) {
+    context.split = new SplitAllocator(await detectHookLibrary(config.sharing.split.hookPath), logger);
+    for (const r of split)
+      metrics.splitLimitsEnforced.set({ resource: r.name }, context.split.enforced ? 1 : 0);
+  }
+  return context;
 }
 
 function healthSettings(checks: HealthCheckSettings, config: EffectiveConfig) {

@@ -67,12 +67,39 @@ export class PluginMetrics {
     registers: [this.registry],
   });
 
+  readonly configReloads = new Counter({
+    name: 'vgpu_agent_config_reloads_total',
+    help: 'Config updates seen, by result: applied, or invalid (the last good config is still served)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configInfo = new Gauge({
+    name: 'vgpu_agent_config_info',
+    help: 'Always 1 for the config being served: its name (ConfigMap key) and hash',
+    labelNames: ['name', 'hash'] as const,
+    registers: [this.registry],
+  });
+
+  readonly splitLimitsEnforced = new Gauge({
+    name: 'vgpu_agent_split_limits_enforced',
+    help: '1 when HAMi-core is installed under split.hookPath so slice limits are enforced; 0 when slices are advertised without enforcement',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new Gauge({
     name: 'vgpu_agent_build_info',
     help: 'Always 1; labels tell the agent version and the NVML driver version',
     labelNames: ['version', 'driver_version'] as const,
     registers: [this.registry],
   });
+
+  /** Exactly one config_info series: the one being served. */
+  setConfigInfo(name: string, hash: string): void {
+    this.configInfo.reset();
+    this.configInfo.set({ name, hash }, 1);
+  }
 
   countNvmlError(error: NvmlError): void {
     this.nvmlErrors.inc({ function: error.functionName, code: error.codeName });

@@ -16,6 +16,7 @@ import {
 import { type ContainerAllocateResponse, type Device, HEALTHY, UNHEALTHY } from './proto.js';
 import { RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
+import type { SplitAllocator } from './split-allocation.js';
 
 export interface ResourceContext {
   health: HealthState;
@@ -23,7 +24,7 @@ export interface ResourceContext {
   sharedAllocationPolicy: SharedAllocationPolicy;
   topology: TopologyScores;
   /** adds what a container of split slices needs (HAMi-core env and mounts); may touch the host */
-  splitExtras?: (devices: readonly AdvertisedDevice[], response: ContainerAllocateResponse) => Promise<void>;
+  split?: SplitAllocator;
 }
 
 export class Resource implements ResourceHandler {
@@ -72,7 +73,8 @@ export class Resource implements ResourceHandler {
   async allocate(ids: readonly string[]): Promise<ContainerAllocateResponse> {
     const devices = this.validate(ids);
     const response = containerAllocateResponse(devices, this.contextOf().allocate);
-    if (this.spec.sharing === 'split') await this.contextOf().splitExtras?.(devices, response);
+    if (this.spec.sharing === 'split')
+      await this.contextOf().split?.extend(devices, response, this.spec.name);
     return response;
   }
 

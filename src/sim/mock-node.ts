@@ -27,12 +27,18 @@ export interface MockMigDevice {
   processes?: MockProcess[];
 }
 
+/** One GPU of the mock's state file; optional fields have the defaults native/mock-nvml/README.md gives. */
 export interface MockDevice {
   uuid: string;
-  name: string;
-  minor: number;
-  pciBusId: string;
-  memoryTotalMiB: number;
+  name?: string;
+  minor?: number;
+  pciBusId?: string;
+  pciDeviceId?: string;
+  pciSubSystemId?: string;
+  memoryTotalMiB?: number;
+  migCapable?: boolean;
+  migPending?: boolean;
+  gpuNumaNodeId?: number;
   computeCapability?: [number, number];
   utilization?: { gpu: number; memory: number };
   temperatureC?: number;
@@ -140,13 +146,15 @@ export class MockNode {
     const { sysfsRoot, procRoot } = this.hostPaths;
     const minors: string[] = [];
     let nextMinor = 1;
-    for (const device of this.current.devices) {
+    for (const [index, device] of this.current.devices.entries()) {
+      if (!device.pciBusId) continue; // the mock makes one up; the inventory then finds no NUMA node
       const dir = path.join(sysfsRoot, 'bus/pci/devices', toSysfsBusId(device.pciBusId));
       await mkdir(dir, { recursive: true });
       await writeFile(path.join(dir, 'numa_node'), `${device.numaNode ?? -1}\n`);
       for (const mig of device.migDevices ?? []) {
-        minors.push(`gpu${device.minor}/gi${mig.giId}/access ${nextMinor++}`);
-        minors.push(`gpu${device.minor}/gi${mig.giId}/ci${mig.ciId}/access ${nextMinor++}`);
+        const gpu = device.minor ?? index;
+        minors.push(`gpu${gpu}/gi${mig.giId}/access ${nextMinor++}`);
+        minors.push(`gpu${gpu}/gi${mig.giId}/ci${mig.ciId}/access ${nextMinor++}`);
       }
     }
     await mkdir(path.join(procRoot, 'driver/nvidia-caps'), { recursive: true });

@@ -7,9 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/index.js';
+import { ConfigSource } from '../../src/config/source.js';
 import { createLogger } from '../../src/log.js';
 import { mockNvmlLibraryPath } from '../../src/paths.js';
 import { PluginAgent, type PluginAgentOptions } from '../../src/plugin/agent.js';
+import { followConfigUpdates, nodeValidator } from '../../src/plugin/live-config.js';
+import { ConfigMapVolume } from '../../src/sim/configmap-volume.js';
 import { KubeletSimulator } from '../../src/sim/kubelet.js';
 import { MockNode, type MockNvmlState } from '../../src/sim/mock-node.js';
 
@@ -20,6 +23,8 @@ export interface PluginNode {
   pluginDir: string;
   /** every log line the agent wrote, parsed */
   logs: Record<string, unknown>[];
+  configMap: ConfigMapVolume | undefined;
+  source: ConfigSource | undefined;
   startKubelet(): Promise<KubeletSimulator>;
   stop(): Promise<void>;
 }
@@ -27,6 +32,9 @@ export interface PluginNode {
 export interface PluginNodeOptions {
   /** YAML/JSON config text; default: NVIDIA defaults */
   config?: string;
+  /** serve from a ConfigMap volume with these keys instead, following its updates live */
+  configMap?: Record<string, string>;
+  configName?: string;
   env?: NodeJS.ProcessEnv;
   /** start the agent before kubelet exists */
   kubeletAbsent?: boolean;
@@ -43,7 +51,30 @@ export async function startPluginNode(
   node.exportEnv();
   const pluginDir = path.join(node.dir, 'device-plugins');
   await mkdir(pluginDir, { recursive: true });
-  const parsed = parseConfig(options.config ?? 'version: v1', 'test-config.yaml');
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = createLogger({ level: 'debug', destination: sink });
+  const configMap = options.configMap
+    ? await ConfigMapVolume.create(options.configMap, path.join(node.dir, 'config'))
+    : undefined;
+  const forThisNode = nodeValidator();
+  const source = configMap
+    ? await ConfigSource.open({
+        path: configMap.dir,
+        configName: options.configName,
+        logger,
+        debounceMs: 50,
+        validate: forThisNode.validate,
+      })
+    : undefined;
+  const parsed = source
+    ? ({ ok: true, config: source.current.config } as const)
+    : parseConfig(options.config ?? 'version: v1', 'test-config.yaml');
   if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
   if (options.fakeDevRoot) {
     const devRoot = path.join(node.dir, 'driver-root');
@@ -54,17 +85,10 @@ export async function startPluginNode(
   return start(parsed.config);
 
   async function start(config: PluginAgentOptions['config']): Promise<PluginNode> {
-    const logs: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line));
-        done();
-      },
-    });
     let kubelet = options.kubeletAbsent ? undefined : await KubeletSimulator.start({ dir: pluginDir });
     const agent = await PluginAgent.start({
       config,
-      logger: createLogger({ level: 'debug', destination: sink }),
+      logger,
       nvmlLibrary: mockNvmlLibraryPath(),
       hostPaths: node.hostPaths,
       pluginDir,
@@ -79,8 +103,12 @@ export async function startPluginNode(
         eventWaitTimeoutMs: 200,
       },
     });
+    forThisNode.bind(agent);
+    if (source) followConfigUpdates(source, agent, logger);
     const pluginNode: PluginNode = {
       node,
+      configMap,
+      source,
       get kubelet() {
         return kubelet;
       },
@@ -92,6 +120,7 @@ export async function startPluginNode(
         return kubelet;
       },
       async stop() {
+        source?.close();
         await agent.stop();
         await kubelet?.stop();
         await node.remove();

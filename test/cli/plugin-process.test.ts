@@ -1,0 +1,115 @@
+/** `vgpu-agent plugin` as a process: registration, HTTP endpoints, SIGTERM, exit codes. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
+import { KubeletSimulator } from '../../src/sim/kubelet.js';
+import { MockNode } from '../../src/sim/mock-node.js';
+
+const CLI = path.join(packageRoot(), 'dist/cli/main.js');
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Run {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  stderr: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Run {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env } });
+  const run: Run = {
+    child,
+    lines: [],
+    stderr: '',
+    exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))),
+  };
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    for (const line of parts) if (line.trim()) run.lines.push(JSON.parse(line));
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    run.stderr += chunk.toString();
+  });
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await run.exited;
+  });
+  return run;
+}
+
+describe('vgpu-agent plugin (process)', () => {
+  it('registers, serves /healthz /readyz /metrics, and stops on SIGTERM within 2 s removing its socket', async () => {
+    const node = await MockNode.create('dgx-a100');
+    const pluginDir = path.join(node.dir, 'device-plugins');
+    await mkdir(pluginDir, { recursive: true });
+    const kubelet = await KubeletSimulator.start({ dir: pluginDir });
+    cleanups.push(async () => {
+      await kubelet.stop();
+      await node.remove();
+    });
+    const run = runCli(
+      [
+        'plugin',
+        '--device-plugin-dir',
+        pluginDir,
+        '--metrics-address',
+        '127.0.0.1:0',
+        '--host-sys',
+        node.hostPaths.sysfsRoot,
+      ],
+      { MOCK_NVML_STATE: node.statePath, NVML_LIBRARY: mockNvmlLibraryPath() },
+    );
+    await kubelet.waitFor((s) => s.get('nvidia.com/gpu')?.devices.length === 8, { timeoutMs: 10_000 });
+    await expect
+      .poll(() => run.lines.find((l) => l.msg === 'serving /metrics, /healthz, /readyz'))
+      .toBeDefined();
+    const port = run.lines.find((l) => l.msg === 'serving /metrics, /healthz, /readyz')!.port as number;
+    const get = (p: string) => fetch(`http://127.0.0.1:${port}${p}`);
+    expect((await get('/healthz')).status).toBe(200);
+    await expect.poll(async () => (await get('/readyz')).status).toBe(200);
+    const metrics = await (await get('/metrics')).text();
+    expect(metrics).toContain('vgpu_agent_devices{resource="nvidia.com/gpu",health="Healthy"} 8');
+    expect(metrics).toContain('vgpu_agent_registrations_total{resource="nvidia.com/gpu",result="ok"} 1');
+    expect(metrics).toMatch(/# HELP vgpu_agent_allocate_duration_seconds /);
+
+    const socket = path.join(pluginDir, 'vgpu-gpu.sock');
+    expect(existsSync(socket)).toBe(true);
+    const started = performance.now();
+    run.child.kill('SIGTERM');
+    const { code } = await run.exited;
+    expect(code).toBe(0);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(existsSync(socket)).toBe(false);
+    expect(run.lines.some((l) => l.msg === 'stopped: sockets removed')).toBe(true);
+  });
+
+  it('exits 1 with one clear line when the NVML library is missing', async () => {
+    const run = runCli([
+      'plugin',
+      '--nvml-library',
+      '/nonexistent/libnvidia-ml.so.1',
+      '--metrics-address',
+      '',
+    ]);
+    const { code } = await run.exited;
+    expect(code).toBe(1);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toContain('cannot load the NVML library "/nonexistent/libnvidia-ml.so.1"');
+  });
+
+  it('exits 2 on a bad flag value', async () => {
+    const run = runCli(['plugin', '--mig-strategy', 'sometimes']);
+    const { code } = await run.exited;
+    expect(code).toBe(2);
+    expect(run.stderr).toContain('--mig-strategy: "sometimes" is not one of none, single, mixed');
+  });
+});

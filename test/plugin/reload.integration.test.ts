@@ -1,0 +1,127 @@
+/**
+ * Live reload: the ConfigMap volume is updated exactly as kubelet's AtomicWriter does it, and the
+ * kubelet simulator's ListAndWatch must see the change within 1 s, with no restart.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KubeletSimulator } from '../../src/sim/kubelet.js';
+import { type PluginNode, startPluginNode } from '../helpers/plugin-node.js';
+
+let running: PluginNode | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+const GPU = 'nvidia.com/gpu';
+const replicas = (n: number, extra = '') => `
+sharing:
+  timeSlicing:
+    resources:
+      - name: nvidia.com/gpu
+        replicas: ${n}${extra}
+`;
+
+async function start(configMap: Record<string, string>) {
+  running = await startPluginNode('dgx-a100', { configMap });
+  return running as PluginNode & {
+    kubelet: KubeletSimulator;
+    configMap: NonNullable<PluginNode['configMap']>;
+  };
+}
+
+async function metric(node: PluginNode, line: RegExp): Promise<string | undefined> {
+  return (await node.agent.metrics.registry.metrics()).split('\n').find((l) => line.test(l));
+}
+
+describe('live config reload', () => {
+  it('a changed replica count reaches ListAndWatch within 1 s, IDs of devices that remain are unchanged', async () => {
+    const pluginNode = await start({ default: replicas(2) });
+    const { kubelet, configMap } = pluginNode;
+    const before = await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 16);
+    const registrations = before.get(GPU)!.registrations;
+
+    const started = performance.now();
+    await configMap.write({ default: replicas(4) });
+    const after = await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 32, { timeoutMs: 2000 });
+    expect(performance.now() - started).toBeLessThan(1000);
+
+    // The same resource stayed registered: no restart, no re-registration.
+    expect(after.get(GPU)!.registrations).toBe(registrations);
+    const oldIds = before.get(GPU)!.devices.map((d) => d.ID);
+    const newIds = after.get(GPU)!.devices.map((d) => d.ID);
+    expect(newIds).toEqual(expect.arrayContaining(oldIds));
+    expect(await metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="applied"\}/)).toMatch(/ 1$/);
+    expect(await metric(pluginNode, /^vgpu_agent_config_info\{/)).toMatch(
+      /name="default",hash="[0-9a-f]{12}"} 1$/,
+    );
+    expect(pluginNode.logs.some((l) => l.msg === 'config reloaded and applied')).toBe(true);
+  });
+
+  it('an invalid update leaves devices untouched, is counted, and a later fix applies', async () => {
+    const pluginNode = await start({ default: replicas(2) });
+    const { kubelet, configMap } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 16);
+    const hashBefore = await metric(pluginNode, /^vgpu_agent_config_info\{/);
+    let updates = 0;
+    kubelet.on('update', () => updates++);
+
+    await configMap.write({ default: replicas(1) });
+    await expect
+      .poll(() => metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
+      .toMatch(/ 1$/);
+    expect(kubelet.resource(GPU)!.devices).toHaveLength(16);
+    expect(updates).toBe(0);
+    expect(await metric(pluginNode, /^vgpu_agent_config_info\{/)).toBe(hashBefore);
+    const rejection = pluginNode.logs.find((l) =>
+      String(l.msg).startsWith('config update rejected, still serving default'),
+    );
+    expect(JSON.stringify(rejection?.issues)).toContain(
+      'sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2',
+    );
+
+    await configMap.write({ default: replicas(3) });
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 24, { timeoutMs: 2000 });
+  });
+
+  it('an update that cannot apply to this node (a GPU index it lacks) is rejected too', async () => {
+    const pluginNode = await start({ default: replicas(2) });
+    const { kubelet, configMap } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 16);
+    await configMap.write({
+      default: 'sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, devices: [9]}]}}',
+    });
+    await expect
+      .poll(() => metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
+      .toMatch(/ 1$/);
+    expect(
+      pluginNode.logs.some((l) =>
+        String(l.msg).includes(
+          'does not apply to this node: sharing.timeSlicing.resources[0]: no matching device at index 9',
+        ),
+      ),
+    ).toBe(true);
+    expect(kubelet.resource(GPU)!.devices).toHaveLength(16);
+  });
+
+  it('a renamed resource starts its own server and the old one stops; an unchanged resource sees nothing', async () => {
+    const pluginNode = await start({ default: replicas(2) });
+    const { kubelet, configMap } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 16);
+    await configMap.write({ default: replicas(2, '\n        rename: nvidia.com/gpu.shared') });
+    const state = await kubelet.waitFor(
+      (s) => s.get('nvidia.com/gpu.shared')?.devices.length === 16 && s.get(GPU)?.connected === false,
+      { timeoutMs: 2000 },
+    );
+    expect(state.get('nvidia.com/gpu.shared')!.endpoint).toBe('vgpu-gpu.shared.sock');
+    expect(pluginNode.agent.manager.resourceNames()).toEqual(['nvidia.com/gpu.shared']);
+
+    // Same effective config written again: no reload, no ListAndWatch message.
+    let updates = 0;
+    kubelet.on('update', () => updates++);
+    await configMap.write({
+      default: `${replicas(2, '\n        rename: nvidia.com/gpu.shared')}\n# a comment changes nothing\n`,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(updates).toBe(0);
+  });
+});

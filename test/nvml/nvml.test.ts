@@ -150,6 +150,43 @@ describe('NVML binding on the mock library', () => {
     expect(nvml.uuid(nvml.deviceByIndex(1))).toBe(GPU1);
   });
 
+  it('falls back to the v1 memory and the older temperature query when the newer ones are refused', async () => {
+    const state = twoGpuState();
+    state.devices[0]!.failures = {
+      nvmlDeviceGetMemoryInfo_v2: 'NOT_SUPPORTED',
+      nvmlDeviceGetTemperatureV: 'NOT_SUPPORTED',
+    };
+    opened = await openMockNvml(state);
+    const gpu = opened.nvml.deviceByIndex(0);
+    expect(opened.nvml.memoryInfo(gpu)).toEqual({
+      totalBytes: 81920 * MIB,
+      usedBytes: 1536 * MIB,
+      freeBytes: (81920 - 1536) * MIB,
+      reservedBytes: 0,
+    });
+    expect(opened.nvml.temperatureCelsius(gpu)).toBe(41);
+  });
+
+  it('lists MIG processes with their GPU and compute instance ids', async () => {
+    opened = await openMockNvml('mixed-mig');
+    const { nvml, node } = opened;
+    await node.update((state) => {
+      state.devices[0]!.migDevices![1]!.processes = [{ pid: 777, usedMemoryMiB: 300 }];
+    });
+    const mig = nvml.migDevices(nvml.deviceByIndex(0))[1]!;
+    const { giId, ciId } = node.state.devices[0]!.migDevices![1]!;
+    await expect
+      .poll(() => nvml.computeProcesses(mig))
+      .toEqual([{ pid: 777, usedMemoryBytes: 300 * MIB, gpuInstanceId: giId, computeInstanceId: ciId }]);
+    // On the parent, every MIG device's processes, each with its instance ids.
+    expect(nvml.computeProcesses(nvml.deviceByIndex(0))).toContainEqual({
+      pid: 777,
+      usedMemoryBytes: 300 * MIB,
+      gpuInstanceId: giId,
+      computeInstanceId: ciId,
+    });
+  });
+
   it('answers NOT_FOUND for an unknown UUID', async () => {
     opened = await openMockNvml(twoGpuState());
     expect(() => opened!.nvml.deviceByUuid('GPU-does-not-exist')).toThrow(

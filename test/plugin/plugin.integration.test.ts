@@ -95,6 +95,49 @@ describe('registration and ListAndWatch', () => {
   });
 });
 
+describe('MIG single', () => {
+  it('advertises identical MIG devices as nvidia.com/gpu and allocates them by MIG UUID (index i:j)', async () => {
+    const state: MockNvmlState = {
+      driverVersion: '580.95.05',
+      devices: [
+        {
+          uuid: 'GPU-aaaaaaaa-0000-0000-0000-000000000000',
+          name: 'NVIDIA A100-SXM4-40GB',
+          minor: 0,
+          pciBusId: '00000000:07:00.0',
+          memoryTotalMiB: 40960,
+          computeCapability: [8, 0],
+          migEnabled: true,
+          migDevices: [1, 2].map((gi) => ({
+            uuid: `MIG-${gi}${gi}${gi}${gi}${gi}${gi}${gi}${gi}-0000-0000-0000-000000000000`,
+            giId: gi,
+            ciId: 0,
+            profile: '3g.20gb',
+            memoryMiB: 19968,
+            multiprocessors: 42,
+          })),
+        },
+      ],
+    };
+    const { kubelet } = await start(state, {
+      config: 'flags: {migStrategy: single, plugin: {deviceIDStrategy: index}}',
+    });
+    const devices = (await kubelet.waitFor(registered(GPU, 2))).get(GPU)!.devices.map((d) => d.ID);
+    expect(devices).toEqual([
+      'MIG-11111111-0000-0000-0000-000000000000',
+      'MIG-22222222-0000-0000-0000-000000000000',
+    ]);
+    const { response } = await kubelet.allocateIds(GPU, [devices[1]!]);
+    expect(response.envs).toEqual({ NVIDIA_VISIBLE_DEVICES: '0:1' });
+  });
+
+  it('refuses to start on a node MIG single cannot describe, with NVIDIA’s error', async () => {
+    await expect(start('mixed-mig', { config: 'flags: {migStrategy: single}' })).rejects.toThrow(
+      'all devices on the node must be configured with the same migEnabled value',
+    );
+  });
+});
+
 describe('Allocate', () => {
   it.each([
     [
@@ -154,6 +197,38 @@ describe('Allocate', () => {
       { container_path: '/dev/nvidia0', host_path: `${root}/dev/nvidia0`, permissions: 'rw' },
     ]);
   });
+
+  it('failRequestsGreaterThanOne refuses a container asking two replicas, with NVIDIA’s text', async () => {
+    const { kubelet } = await start('single-t4', {
+      config:
+        'sharing: {timeSlicing: {failRequestsGreaterThanOne: true, resources: [{name: nvidia.com/gpu, replicas: 4}]}}',
+    });
+    await kubelet.waitFor(registered(GPU, 4));
+    await expect(kubelet.allocate(GPU, 2)).rejects.toThrow(
+      /INVALID_ARGUMENT.*invalid request: maximum request size for shared resources is 1; found 2/,
+    );
+    await expect(kubelet.allocate(GPU, 1)).resolves.toMatchObject({
+      deviceIds: [expect.stringMatching(/::\d$/)],
+    });
+  });
+
+  it.each([
+    ['distributed', [0, 1]],
+    ['packed', [0, 0]],
+  ] as const)(
+    'sharedDevicesAllocationPolicy %s places two one-replica pods on GPUs %j',
+    async (policy, expected) => {
+      const { kubelet, node } = await start(fourGpuState(), {
+        config: `flags: {plugin: {sharedDevicesAllocationPolicy: ${policy}}}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, devices: [0, 1]}]}}`,
+      });
+      await kubelet.waitFor((s) => (s.get(GPU)?.devices.length ?? 0) === 10);
+      const uuids = node.state.devices.map((d) => d.uuid);
+      const first = await kubelet.allocate(GPU, 1, { mustInclude: [`${uuid(0)}::0`] });
+      const second = await kubelet.allocate(GPU, 1);
+      const gpuIndex = (id: string) => uuids.indexOf(id.split('::')[0]!);
+      expect([first.deviceIds[0]!, second.deviceIds[0]!].map(gpuIndex)).toEqual(expected);
+    },
+  );
 
   it('refuses unknown IDs with INVALID_ARGUMENT naming them, and keeps serving', async () => {
     const { kubelet, logs } = await start('single-t4');

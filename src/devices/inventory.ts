@@ -136,11 +136,12 @@ export function migProfileName(attributes: MigDeviceAttributes, parentMemoryMiB:
   return `${c !== g ? `${c}c.` : ''}${g}g.${gb}gb`;
 }
 
-function migCapabilityNodes(
+/** The /dev/nvidia-caps nodes giving access to a MIG device's GPU and compute instance. */
+export function migCapabilityNodes(
   gpuMinor: number,
   gpuInstanceId: number,
   computeInstanceId: number,
-  migMinors: Map<string, number>,
+  migMinors: ReadonlyMap<string, number>,
 ): string[] {
   const capabilities = [
     `gpu${gpuMinor}/gi${gpuInstanceId}/access`,

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { formatPath } from '../config/errors.js';
-import { migProfileName } from '../devices/inventory.js';
+import { migCapabilityNodes, migProfileName } from '../devices/inventory.js';
 import type { Gpu, GpuLink, Inventory, InventoryProblem, MigDevice } from '../devices/inventory-types.js';
 import { NVLINK_MAX_LINKS, NvmlReturn, TopologyLevel } from '../nvml/codes.js';
 import { NvmlError } from '../nvml/errors.js';
@@ -187,10 +187,6 @@ function migFrom(
   const multiprocessorCount = mig.multiprocessors ?? 14 * computeInstanceSlices;
   const gpuInstanceId = mig.giId ?? slot + 1;
   const computeInstanceId = mig.ciId ?? 0;
-  const capabilities = [
-    `gpu${gpu.minor}/gi${gpuInstanceId}/access`,
-    `gpu${gpu.minor}/gi${gpuInstanceId}/ci${computeInstanceId}/access`,
-  ];
   return {
     uuid: mig.uuid,
     parentUuid: gpu.uuid,
@@ -220,10 +216,7 @@ function migFrom(
     computeInstanceSlices,
     deviceNodes: [
       ...gpu.deviceNodes,
-      ...capabilities.flatMap((cap) => {
-        const capMinor = migMinors.get(cap);
-        return capMinor === undefined ? [] : [`/dev/nvidia-caps/nvidia-cap${capMinor}`];
-      }),
+      ...migCapabilityNodes(gpu.minor, gpuInstanceId, computeInstanceId, migMinors),
     ],
     numaNode: gpu.numaNode,
   };

@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { afterEach } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { ConfigSource } from '../../src/config/source.js';
 import { createLogger } from '../../src/log.js';
@@ -128,6 +129,32 @@ export async function startPluginNode(
     };
     return pluginNode;
   }
+}
+
+export type RunningPluginNode = PluginNode & { kubelet: KubeletSimulator };
+
+/**
+ * For a test file: `const start = usePluginNodes()`; each test starts the node(s) it needs and they
+ * are stopped after it, even when it fails.
+ */
+export function usePluginNodes(): (
+  ...args: Parameters<typeof startPluginNode>
+) => Promise<RunningPluginNode> {
+  const started: PluginNode[] = [];
+  afterEach(async () => {
+    for (const node of started.splice(0).reverse()) await node.stop();
+  });
+  return async (...args) => {
+    const node = await startPluginNode(...args);
+    started.push(node);
+    return node as RunningPluginNode;
+  };
+}
+
+/** The value of the first metric line matching `line` (e.g. /^vgpu_agent_registered\{/), or undefined. */
+export async function metricValue(node: PluginNode, line: RegExp): Promise<number | undefined> {
+  const found = (await node.agent.metrics.registry.metrics()).split('\n').find((l) => line.test(l));
+  return found === undefined ? undefined : Number(found.split(' ').pop());
 }
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {

@@ -1,31 +1,14 @@
 /** Xid events and lost GPUs → Unhealthy devices (fanned out to everything derived from the GPU) → recovery. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { KubeletSimulator } from '../../src/sim/kubelet.js';
-import { type PluginNode, startPluginNode } from '../helpers/plugin-node.js';
+import { metricValue, usePluginNodes } from '../helpers/plugin-node.js';
 
-let running: PluginNode | undefined;
-afterEach(async () => {
-  await running?.stop();
-  running = undefined;
-});
-
-async function start(
-  ...args: Parameters<typeof startPluginNode>
-): Promise<PluginNode & { kubelet: KubeletSimulator }> {
-  running = await startPluginNode(...args);
-  return running as PluginNode & { kubelet: KubeletSimulator };
-}
+const start = usePluginNodes();
 
 type Devices = { ID: string; health: string }[];
 const devicesOf = (kubelet: KubeletSimulator, name: string): Devices => kubelet.resource(name)?.devices ?? [];
 const health = (devices: Devices) => Object.fromEntries(devices.map((d) => [d.ID, d.health]));
 const GPU = 'nvidia.com/gpu';
-
-async function metricValue(pluginNode: PluginNode, pattern: RegExp): Promise<number | undefined> {
-  const text = await pluginNode.agent.metrics.registry.metrics();
-  const line = text.split('\n').find((l) => pattern.test(l));
-  return line ? Number(line.split(' ').pop()) : undefined;
-}
 
 describe('health', () => {
   it('an Xid marks every replica of that GPU Unhealthy at once, and it recovers after recoverAfterSeconds', async () => {

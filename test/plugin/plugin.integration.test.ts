@@ -1,23 +1,12 @@
 /**
  * The device plugin end to end: mock NVML through koffi, the kubelet simulator, real Unix sockets.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { KubeletSimulator } from '../../src/sim/kubelet.js';
 import type { MockNvmlState } from '../../src/sim/mock-node.js';
-import { type PluginNode, startPluginNode } from '../helpers/plugin-node.js';
+import { type PluginNode, usePluginNodes } from '../helpers/plugin-node.js';
 
-let running: PluginNode | undefined;
-afterEach(async () => {
-  await running?.stop();
-  running = undefined;
-});
-
-async function start(
-  ...args: Parameters<typeof startPluginNode>
-): Promise<PluginNode & { kubelet: KubeletSimulator }> {
-  running = await startPluginNode(...args);
-  return running as PluginNode & { kubelet: KubeletSimulator };
-}
+const start = usePluginNodes();
 
 const GPU = 'nvidia.com/gpu';
 const registered =

@@ -2,16 +2,10 @@
  * Live reload: the ConfigMap volume is updated exactly as kubelet's AtomicWriter does it, and the
  * kubelet simulator's ListAndWatch must see the change within 1 s, with no restart.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import type { KubeletSimulator } from '../../src/sim/kubelet.js';
-import { type PluginNode, startPluginNode } from '../helpers/plugin-node.js';
+import { describe, expect, it } from 'vitest';
+import { type PluginNode, usePluginNodes } from '../helpers/plugin-node.js';
 
-let running: PluginNode | undefined;
-afterEach(async () => {
-  await running?.stop();
-  running = undefined;
-});
-
+const startNode = usePluginNodes();
 const GPU = 'nvidia.com/gpu';
 const replicas = (n: number, extra = '') => `
 sharing:
@@ -22,11 +16,8 @@ sharing:
 `;
 
 async function start(configMap: Record<string, string>) {
-  running = await startPluginNode('dgx-a100', { configMap });
-  return running as PluginNode & {
-    kubelet: KubeletSimulator;
-    configMap: NonNullable<PluginNode['configMap']>;
-  };
+  const node = await startNode('dgx-a100', { configMap });
+  return node as typeof node & { configMap: NonNullable<PluginNode['configMap']> };
 }
 
 async function metric(node: PluginNode, line: RegExp): Promise<string | undefined> {

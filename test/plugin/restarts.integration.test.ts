@@ -1,14 +1,9 @@
 /** Kubelet restarts and removed sockets: re-serve and re-register, leaking nothing. */
-import { readdir } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { KubeletSimulator } from '../../src/sim/kubelet.js';
-import { type PluginNode, startPluginNode } from '../helpers/plugin-node.js';
+import { readdir, rm } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { usePluginNodes } from '../helpers/plugin-node.js';
 
-let running: PluginNode | undefined;
-afterEach(async () => {
-  await running?.stop();
-  running = undefined;
-});
+const start = usePluginNodes();
 
 const GPU = 'nvidia.com/gpu';
 
@@ -18,8 +13,8 @@ async function openFds(): Promise<number> {
 
 describe('kubelet restarts', () => {
   it('re-registers after each of 20 restarts in a row, with no leaked sockets or file descriptors', async () => {
-    running = await startPluginNode('dgx-a100');
-    const kubelet = running.kubelet as KubeletSimulator;
+    const running = await start('dgx-a100');
+    const { kubelet } = running;
     await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);
     // Let the first connections settle before counting descriptors.
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -42,10 +37,9 @@ describe('kubelet restarts', () => {
   });
 
   it('re-serves and re-registers when its own socket is removed', async () => {
-    running = await startPluginNode('single-t4');
-    const kubelet = running.kubelet as KubeletSimulator;
+    const running = await start('single-t4');
+    const { kubelet } = running;
     await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 1);
-    const { rm } = await import('node:fs/promises');
     await rm(`${running.pluginDir}/vgpu-gpu.sock`);
     await kubelet.waitFor((s) => s.get(GPU)?.registrations === 2 && s.get(GPU)!.devices.length === 1, {
       timeoutMs: 2000,

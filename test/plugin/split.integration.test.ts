@@ -2,8 +2,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { KubeletSimulator } from '../../src/sim/kubelet.js';
-import { type PluginNode, startPluginNode, tempDir } from '../helpers/plugin-node.js';
+import { tempDir, usePluginNodes } from '../helpers/plugin-node.js';
 
 const GPU = 'nvidia.com/gpu';
 const cleanups: (() => Promise<void>)[] = [];
@@ -11,11 +10,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function start(config: string): Promise<PluginNode & { kubelet: KubeletSimulator }> {
-  const running = await startPluginNode('dgx-a100', { config });
-  cleanups.push(() => running.stop());
-  return running as PluginNode & { kubelet: KubeletSimulator };
-}
+const startNode = usePluginNodes();
+const start = (config: string) => startNode('dgx-a100', { config });
 
 async function hookDir(withLibrary: boolean): Promise<string> {
   const { dir, remove } = await tempDir('vgpu-hook-');

@@ -3,6 +3,10 @@ import { z } from 'zod';
 import { describeValue, oneOf } from './describe.js';
 import { absolutePath, doc } from './schema-fields.js';
 
+/** NVIDIA's plugin writes a CDI spec at start; vgpu-agent only names CDI devices. */
+const CDI_SPEC_NOT_GENERATED =
+  'no effect: vgpu-agent does not generate CDI specs (create one with `nvidia-ctk cdi generate` or the GPU operator)';
+
 export const MIG_STRATEGIES = ['none', 'single', 'mixed'] as const;
 export const DEVICE_LIST_STRATEGIES = ['envvar', 'volume-mounts', 'cdi-annotations', 'cdi-cri'] as const;
 export const DEVICE_ID_STRATEGIES = ['uuid', 'index'] as const;
@@ -144,11 +148,21 @@ const pluginSchema = z.strictObject({
     }),
   ),
   nvidiaCTKPath: absolutePath()
-    .default('/usr/bin/nvidia-ctk')
-    .meta(doc({ description: 'Path of `nvidia-ctk` on the host, used as the hook in generated CDI specs.' })),
+    .optional()
+    .meta(
+      doc({
+        description: 'NVIDIA: path of `nvidia-ctk`, the hook in the CDI specs NVIDIA generates.',
+        ignored: CDI_SPEC_NOT_GENERATED,
+      }),
+    ),
   containerDriverRoot: absolutePath()
-    .default('/driver-root')
-    .meta(doc({ description: 'Where the host driver root is mounted inside the agent container.' })),
+    .optional()
+    .meta(
+      doc({
+        description: 'NVIDIA: where the driver root is mounted in the plugin container, for CDI spec generation.',
+        ignored: CDI_SPEC_NOT_GENERATED,
+      }),
+    ),
   sharedDevicesAllocationPolicy: z
     .enum(ALLOCATION_POLICIES)
     .default('distributed')

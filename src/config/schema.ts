@@ -160,6 +160,12 @@ export const configFileSchema = z.strictObject({
 type ConfigFile = z.output<typeof configFileSchema>;
 
 /** The effective configuration: every default filled, ignored sections dropped, names fully qualified. */
+/** Keys accepted for NVIDIA compatibility but without effect stay out of the effective config. */
+function pluginSettings(plugin: ConfigFile['flags']['plugin']) {
+  const { nvidiaCTKPath: _ctk, containerDriverRoot: _root, ...used } = plugin;
+  return used;
+}
+
 function toEffective(config: ConfigFile) {
   const { flags, sharing, health } = config;
   return {
@@ -174,7 +180,7 @@ function toEffective(config: ConfigFile) {
       gdsEnabled: flags.gdsEnabled,
       mofedEnabled: flags.mofedEnabled,
       deviceDiscoveryStrategy: flags.deviceDiscoveryStrategy,
-      plugin: flags.plugin,
+      plugin: pluginSettings(flags.plugin),
     },
     sharing: {
       timeSlicing: sharing.timeSlicing ?? {

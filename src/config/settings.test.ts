@@ -51,26 +51,23 @@ describe('the settings table', () => {
 });
 
 describe('collectOverrides: flag > environment', () => {
-  test('a flag wins over its variable; the first non-blank variable is used', () => {
+  test('a flag wins over its variable; a blank variable counts as unset', () => {
     const { overrides, origins } = collectOverrides(
       { migStrategy: 'mixed' },
       {
         MIG_STRATEGY: 'single',
         DEVICE_ID_STRATEGY: 'index',
-        NVIDIA_CTK_PATH: ' ',
-        NVIDIA_CDI_HOOK_PATH: '/opt/nvidia-ctk',
+        CDI_ANNOTATION_PREFIX: ' ',
         PASS_DEVICE_SPECS: '',
       },
     );
     expect(overrides).toEqual({
       migStrategy: 'mixed',
       deviceIDStrategy: 'index',
-      nvidiaCTKPath: '/opt/nvidia-ctk',
     });
     expect(origins).toEqual({
       migStrategy: '--mig-strategy',
       deviceIDStrategy: 'DEVICE_ID_STRATEGY',
-      nvidiaCTKPath: 'NVIDIA_CDI_HOOK_PATH',
     });
   });
 });

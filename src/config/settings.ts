@@ -65,18 +65,6 @@ const DECLARED = {
     flag: '--cdi-annotation-prefix',
     env: ['CDI_ANNOTATION_PREFIX'],
   },
-  nvidiaCTKPath: {
-    path: ['plugin', 'nvidiaCTKPath'],
-    flag: '--nvidia-ctk-path',
-    aliases: ['--nvidia-cdi-hook-path'],
-    env: ['NVIDIA_CTK_PATH', 'NVIDIA_CDI_HOOK_PATH'],
-  },
-  containerDriverRoot: {
-    path: ['plugin', 'containerDriverRoot'],
-    flag: '--container-driver-root',
-    aliases: ['--driver-root-ctr-path'],
-    env: ['CONTAINER_DRIVER_ROOT', 'DRIVER_ROOT_CTR_PATH'],
-  },
   sharedDevicesAllocationPolicy: {
     path: ['plugin', 'sharedDevicesAllocationPolicy'],
     flag: '--shared-devices-allocation-policy',

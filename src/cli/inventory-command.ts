@@ -1,8 +1,8 @@
+import { formatInventory } from '../devices/format-inventory.js';
 import { buildInventory } from '../devices/inventory.js';
 import { Nvml } from '../nvml/nvml.js';
 import { type Command, ExitCode } from './command.js';
 import { nvmlOptions } from './common-options.js';
-import { formatInventory } from './format-inventory.js';
 import { hostPathsFrom } from './host-paths.js';
 
 export const inventoryCommand: Command = {

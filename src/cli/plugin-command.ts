@@ -38,7 +38,21 @@ export const pluginCommand: Command = {
       flag: 'config',
       env: 'CONFIG_FILE',
       type: 'string',
-      description: 'Config file, or a mounted ConfigMap directory',
+      description: 'Config file, or a mounted ConfigMap directory (one named config per key); followed live',
+    },
+    {
+      flag: 'config-name',
+      env: 'CONFIG_NAME',
+      type: 'string',
+      description:
+        'Key of the ConfigMap directory to use (else the node label, else "default", else the only key)',
+    },
+    {
+      flag: 'kube-api',
+      env: 'KUBE_API',
+      type: 'boolean',
+      default: false,
+      description: `Read and watch this Node's ${CONFIG_LABEL} label through the API (service account; needs NODE_NAME)`,
     },
     {
       flag: 'device-plugin-dir',
@@ -185,7 +199,10 @@ async function watchNodeLabel(nodeName: string | undefined, logger: Logger) {
 
 function waitForSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    // Signal handlers do not keep Node alive; when idling (failOnInitError=false) nothing else does.
+    const keepAlive = setInterval(() => {}, 1 << 30);
     const done = (signal: NodeJS.Signals) => {
+      clearInterval(keepAlive);
       process.off('SIGTERM', done);
       process.off('SIGINT', done);
       resolve(signal);

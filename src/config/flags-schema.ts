@@ -159,7 +159,8 @@ const pluginSchema = z.strictObject({
     .optional()
     .meta(
       doc({
-        description: 'NVIDIA: where the driver root is mounted in the plugin container, for CDI spec generation.',
+        description:
+          'NVIDIA: where the driver root is mounted in the plugin container, for CDI spec generation.',
         ignored: CDI_SPEC_NOT_GENERATED,
       }),
     ),

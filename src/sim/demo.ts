@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigSource } from '../config/source.js';
+import { formatInventory } from '../devices/format-inventory.js';
 import type { Inventory } from '../devices/inventory-types.js';
 import { PluginAgent } from '../plugin/agent.js';
 import { followConfigUpdates, nodeValidator } from '../plugin/live-config.js';
@@ -77,7 +78,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     followConfigUpdates(source, agent, options.logger);
 
     say('1. What NVML reports (through koffi):');
-    for (const line of describeInventory(agent.inventory)) say(`   ${line}`);
+    for (const line of formatInventory(agent.inventory).split('\n')) say(`   ${line.trim()}`);
     say();
 
     const state = await kubelet.waitFor(allServing(agent), { timeoutMs: 10_000 });
@@ -169,19 +170,6 @@ function allServing(agent: PluginAgent) {
     agent.manager
       .resourceNames()
       .every((name) => (s.get(name)?.devices.length ?? 0) > 0 && s.get(name)!.connected);
-}
-
-function describeInventory(inventory: Inventory): string[] {
-  const lines = [`driver ${inventory.driverVersion}, CUDA ${inventory.cudaDriverVersion ?? 'n/a'}`];
-  for (const gpu of inventory.gpus) {
-    const nvlinks = gpu.links.reduce((sum, l) => sum + l.nvlinks, 0);
-    lines.push(
-      `GPU ${gpu.index} ${gpu.uuid} ${gpu.name} ${Math.round(gpu.memoryMiB / 1024)} GiB, NUMA ${gpu.numaNode ?? '-'}` +
-        (nvlinks ? `, ${nvlinks} NVLinks` : '') +
-        (gpu.migEnabled ? `, MIG: ${gpu.migDevices.map((m) => m.profile).join(' ')}` : ''),
-    );
-  }
-  return lines;
 }
 
 function describeResources(state: Map<string, ResourceState>): string[] {

@@ -1,10 +1,11 @@
 /** `vgpu-agent plugin` as a process: registration, HTTP endpoints, SIGTERM, exit codes. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
+import { ConfigMapVolume } from '../../src/sim/configmap-volume.js';
 import { KubeletSimulator } from '../../src/sim/kubelet.js';
 import { MockNode } from '../../src/sim/mock-node.js';
 
@@ -90,6 +91,70 @@ describe('vgpu-agent plugin (process)', () => {
     expect(performance.now() - started).toBeLessThan(2000);
     expect(existsSync(socket)).toBe(false);
     expect(run.lines.some((l) => l.msg === 'stopped: sockets removed')).toBe(true);
+  });
+
+  it('serves the ConfigMap key named by --config-name and follows edits of it', async () => {
+    const node = await MockNode.create('single-t4');
+    const pluginDir = path.join(node.dir, 'device-plugins');
+    await mkdir(pluginDir, { recursive: true });
+    const kubelet = await KubeletSimulator.start({ dir: pluginDir });
+    const configMap = await ConfigMapVolume.create(
+      {
+        default: 'version: v1',
+        't4-ts': 'sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 3}]}}',
+      },
+      path.join(node.dir, 'config'),
+    );
+    cleanups.push(async () => {
+      await kubelet.stop();
+      await node.remove();
+    });
+    runCli(
+      ['plugin', '--config', configMap.dir, '--config-name', 't4-ts', '--device-plugin-dir', pluginDir],
+      {
+        MOCK_NVML_STATE: node.statePath,
+        NVML_LIBRARY: mockNvmlLibraryPath(),
+        METRICS_ADDRESS: '',
+      },
+    );
+    await kubelet.waitFor((s) => s.get('nvidia.com/gpu')?.devices.length === 3, { timeoutMs: 10_000 });
+    await configMap.write({
+      default: 'version: v1',
+      't4-ts': 'sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 5}]}}',
+    });
+    await kubelet.waitFor((s) => s.get('nvidia.com/gpu')?.devices.length === 5, { timeoutMs: 5000 });
+  });
+
+  it('exits 2 naming the file and path when the config is invalid', async () => {
+    const node = await MockNode.create('single-t4');
+    cleanups.push(() => node.remove());
+    const file = path.join(node.dir, 'config.yaml');
+    await writeFile(
+      file,
+      'sharing:\n  timeSlicing:\n    resources:\n      - name: nvidia.com/gpu\n        replicas: 1\n',
+    );
+    const run = runCli(['plugin', '--config', file, '--metrics-address', ''], {
+      MOCK_NVML_STATE: node.statePath,
+      NVML_LIBRARY: mockNvmlLibraryPath(),
+    });
+    expect((await run.exited).code).toBe(2);
+    expect(run.stderr).toContain(
+      `${file}: sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2 (got 1)`,
+    );
+  });
+
+  it('with failOnInitError=false and no NVML, idles without crashing and stops cleanly', async () => {
+    const run = runCli(
+      ['plugin', '--nvml-library', '/nonexistent/libnvidia-ml.so.1', '--metrics-address', ''],
+      {
+        FAIL_ON_INIT_ERROR: 'false',
+      },
+    );
+    await expect
+      .poll(() => run.lines.some((l) => String(l.msg).includes('failOnInitError=false: idling')))
+      .toBe(true);
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
   });
 
   it('exits 1 with one clear line when the NVML library is missing', async () => {

@@ -1,5 +1,5 @@
 /** A short, readable picture of what NVML shows on this node (inventory command and demo). */
-import type { Inventory } from '../devices/inventory-types.js';
+import type { Inventory } from './inventory-types.js';
 
 export function formatInventory(inventory: Inventory): string {
   const lines = [

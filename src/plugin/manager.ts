@@ -22,6 +22,9 @@ export interface PluginManagerOptions {
   watchPollIntervalMs?: number;
 }
 
+const RESTART_RETRY_INITIAL_MS = 500;
+const RESTART_RETRY_MAX_MS = 30_000;
+
 interface Entry {
   resource: Resource;
   server: DevicePluginServer;
@@ -29,6 +32,9 @@ interface Entry {
 
 export class PluginManager {
   private readonly entries = new Map<string, Entry>();
+  private stopped = false;
+  /** the first reconcile is done: failures to serve are then retried instead of thrown */
+  private initialised = false;
   private context: ResourceContext;
   private readonly watcher: KubeletWatcher;
   private reconciling: Promise<void> = Promise.resolve();
@@ -92,6 +98,7 @@ export class PluginManager {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.watcher.stop();
     await this.reconciling;
     await Promise.all([...this.entries.values()].map((e) => e.server.stop()));
@@ -129,18 +136,32 @@ export class PluginManager {
         { resource: name, devices: spec.devices.length, sharing: spec.sharing },
         'advertising resource',
       );
-      await server.start();
+      if (this.initialised) {
+        // Added by a reload: a failure to serve must not stop the others; keep trying.
+        await server.start().catch(() => this.restartServer(server, 'first start failed'));
+      } else {
+        await server.start();
+      }
     }
+    this.initialised = true;
   }
 
-  private async restartServer(server: DevicePluginServer, reason: string): Promise<void> {
+  /**
+   * Restarts a server; when serving fails (a transient bind error, the directory briefly gone),
+   * tries again with backoff for as long as the resource is wanted.
+   */
+  private async restartServer(server: DevicePluginServer, reason: string, attempt = 0): Promise<void> {
     try {
       await server.restart(reason);
     } catch (err) {
+      if (this.stopped || ![...this.entries.values()].some((e) => e.server === server)) return;
+      const retryInMs = Math.min(RESTART_RETRY_MAX_MS, RESTART_RETRY_INITIAL_MS * 2 ** attempt);
       this.options.logger.error(
-        { resource: server.resourceName, err: (err as Error).message },
-        'restart failed',
+        { resource: server.resourceName, err: (err as Error).message, attempt: attempt + 1, retryInMs },
+        'serving again failed; retrying',
       );
+      const timer = setTimeout(() => void this.restartServer(server, reason, attempt + 1), retryInMs);
+      timer.unref();
     }
   }
 }

@@ -1,5 +1,5 @@
 /** Kubelet restarts and removed sockets: re-serve and re-register, leaking nothing. */
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { usePluginNodes } from '../helpers/plugin-node.js';
 
@@ -34,6 +34,25 @@ describe('kubelet restarts', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await openFds()).toBeLessThanOrEqual(fdsBefore + 4);
     expect(running.logs.filter((l) => l.msg === 'registered with kubelet').length).toBeGreaterThanOrEqual(21);
+  });
+
+  it('keeps retrying when serving again fails, and recovers once it can', async () => {
+    const running = await start('single-t4');
+    const { kubelet } = running;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 1);
+    const socket = `${running.pluginDir}/vgpu-gpu.sock`;
+    // Something else takes the socket's name: the server cannot bind there.
+    await rm(socket);
+    await mkdir(`${socket}/blocked`, { recursive: true });
+    await expect
+      .poll(() => running.logs.filter((l) => l.msg === 'serving again failed; retrying').length, {
+        timeout: 5000,
+      })
+      .toBeGreaterThanOrEqual(2);
+    await rm(socket, { recursive: true });
+    await kubelet.waitFor((s) => s.get(GPU)?.registrations === 2 && s.get(GPU)!.devices.length === 1, {
+      timeoutMs: 5000,
+    });
   });
 
   it('re-serves and re-registers when its own socket is removed', async () => {

@@ -8,6 +8,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { configInFileForm } from '../config/file-form.js';
 import { CONFIG_LABEL, type SelectionReason } from '../config/select.js';
 import { type LoadedConfig, loadSelectedConfig } from '../config/source.js';
 import type { Inventory } from '../devices/inventory-types.js';
@@ -243,7 +244,7 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
         hash: config.hash,
       },
       warnings: report.warnings,
-      effective: config.config,
+      effective: configInFileForm(config.config),
       resources: report.resources.map((r) => ({
         name: r.name,
         sharing: r.sharing,
@@ -266,7 +267,7 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
     ...report.warnings.map((w) => `  ${w}`),
     '',
     'Effective configuration:',
-    ...indent(stringify(config.config).trimEnd()),
+    ...indent(stringify(configInFileForm(config.config)).trimEnd()),
     '',
     `Resources ${report.nodeName} would advertise:`,
     ...(report.resources.length === 0 ? ['  none'] : report.resources.flatMap(resourceLines)),

@@ -1,5 +1,6 @@
 /** `vgpu-agent plugin`: flags → config → PluginAgent → run until SIGTERM/SIGINT. */
 import type { Logger } from 'pino';
+import { configInFileForm } from '../config/file-form.js';
 import { type EffectiveConfig, parseConfig } from '../config/index.js';
 import { CONFIG_LABEL } from '../config/select.js';
 import { type ApplyOverrides, ConfigLoadError, ConfigSource } from '../config/source.js';
@@ -86,7 +87,7 @@ export const pluginCommand: Command = {
     });
     const config = source ? source.current.config : defaultConfig(applyFlags);
     logger.info(
-      { config, node: nodeName, configName: source?.current.name ?? null },
+      { config: configInFileForm(config), node: nodeName, configName: source?.current.name ?? null },
       'effective configuration',
     );
 
@@ -113,7 +114,7 @@ export const pluginCommand: Command = {
         return ExitCode.OK;
       }
       await labels?.watcher.stop();
-      source?.close();
+      await source?.close();
       throw err;
     }
     forThisNode.bind(agent);
@@ -132,7 +133,7 @@ export const pluginCommand: Command = {
     deadline.unref();
     process.off('SIGHUP', onHangup);
     await labels?.watcher.stop();
-    source?.close();
+    await source?.close();
     await agent.stop();
     clearTimeout(deadline);
     logger.info('stopped: sockets removed');

@@ -157,7 +157,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     }
     say('Stopping: sockets removed, temp files deleted.');
   } finally {
-    source?.close();
+    await source?.close();
     await agent?.stop();
     await kubelet.stop();
     await configMap.remove();

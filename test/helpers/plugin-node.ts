@@ -121,7 +121,7 @@ export async function startPluginNode(
         return kubelet;
       },
       async stop() {
-        source?.close();
+        await source?.close();
         await agent.stop();
         await kubelet?.stop();
         await node.remove();

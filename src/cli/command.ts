@@ -8,7 +8,6 @@ export interface CommandIo {
 
 export interface Command {
   name: string;
-  summary: string;
   /** positional arguments, for --help */
   usage?: string;
   options: OptionSpec[];
@@ -17,3 +16,10 @@ export interface Command {
 }
 
 export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+
+/** A command as the dispatcher lists it; its modules are loaded only when it runs (memory). */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load: () => Promise<Command>;
+}

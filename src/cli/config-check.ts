@@ -27,7 +27,6 @@ const SHOWN_IDS = 4;
 
 export const configCheckCommand: Command = {
   name: 'config check',
-  summary: 'Validate a config file or ConfigMap directory and show what a node would advertise',
   usage: 'FILE|DIR',
   options: [
     { flag: 'node', env: 'NODE_NAME', type: 'string', description: 'Node name shown in the report' },

@@ -6,7 +6,6 @@ import { agentVersion } from './version.js';
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'Run the device plugin on a simulated GPU node (mock NVML, kubelet simulator; no GPU needed)',
   options: [
     {
       flag: 'node',

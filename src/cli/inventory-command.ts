@@ -7,7 +7,6 @@ import { hostPathsFrom } from './host-paths.js';
 
 export const inventoryCommand: Command = {
   name: 'inventory',
-  summary: 'Show the GPUs and MIG devices NVML reports on this node',
   options: [
     ...nvmlOptions,
     {

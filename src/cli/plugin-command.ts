@@ -25,7 +25,6 @@ const STOP_DEADLINE_MS = 1800;
 
 export const pluginCommand: Command = {
   name: 'plugin',
-  summary: 'Run the kubelet device plugin',
   options: [
     ...loggingOptions,
     ...nvmlOptions,

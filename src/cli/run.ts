@@ -1,19 +1,32 @@
 /** Parses the command line, dispatches to a sub-command and turns failures into exit codes. */
 import { NvmlLibraryError } from '../nvml/errors.js';
-import { type Command, type CommandIo, ExitCode } from './command.js';
-import { configCheckCommand } from './config-check.js';
-import { demoCommand } from './demo.js';
-import { inventoryCommand } from './inventory-command.js';
+import { type Command, type CommandEntry, type CommandIo, ExitCode } from './command.js';
 import { parseCommandLine, renderOptionsHelp, UsageError } from './options.js';
-import { pluginCommand } from './plugin-command.js';
 import { agentVersion, versionCommand } from './version.js';
 
-const commands: Command[] = [
-  pluginCommand,
-  demoCommand,
-  inventoryCommand,
-  configCheckCommand,
-  versionCommand,
+// Each agent process runs one command: loading only its modules keeps the plugin's memory down.
+const commands: CommandEntry[] = [
+  {
+    name: 'plugin',
+    summary: 'Run the kubelet device plugin',
+    load: async () => (await import('./plugin-command.js')).pluginCommand,
+  },
+  {
+    name: 'demo',
+    summary: 'Run the device plugin on a simulated GPU node (mock NVML, kubelet simulator; no GPU needed)',
+    load: async () => (await import('./demo.js')).demoCommand,
+  },
+  {
+    name: 'inventory',
+    summary: 'Show the GPUs and MIG devices NVML reports on this node',
+    load: async () => (await import('./inventory-command.js')).inventoryCommand,
+  },
+  {
+    name: 'config check',
+    summary: 'Validate a config file or ConfigMap directory and show what a node would advertise',
+    load: async () => (await import('./config-check.js')).configCheckCommand,
+  },
+  { name: 'version', summary: 'Print the agent version', load: async () => versionCommand },
 ];
 
 function usage(): string {
@@ -31,11 +44,11 @@ function usage(): string {
   ].join('\n');
 }
 
-function commandHelp(command: Command): string {
+function commandHelp(entry: CommandEntry, command: Command): string {
   return [
     `Usage: vgpu-agent ${command.name}${command.usage ? ` ${command.usage}` : ''} [options]`,
     '',
-    command.summary,
+    entry.summary,
     '',
     'Options:',
     renderOptionsHelp(command.options),
@@ -43,7 +56,7 @@ function commandHelp(command: Command): string {
 }
 
 /** Finds the command named by the leading words of argv (`config check` is two words). */
-function findCommand(argv: readonly string[]): { command: Command; rest: string[] } | undefined {
+function findCommand(argv: readonly string[]): { command: CommandEntry; rest: string[] } | undefined {
   const byLength = [...commands].sort((a, b) => b.name.split(' ').length - a.name.split(' ').length);
   for (const command of byLength) {
     const words = command.name.split(' ');
@@ -64,11 +77,12 @@ export async function runCli(argv: readonly string[], io: CommandIo): Promise<nu
     io.stderr.write(`vgpu-agent: unknown command "${argv[0]}"\n\n${usage()}\n`);
     return ExitCode.USAGE;
   }
-  const { command, rest } = found;
+  const { rest } = found;
+  const command = await found.command.load();
   try {
     const args = parseCommandLine(rest, io.env, command.options);
     if (args.values.help) {
-      io.stdout.write(`${commandHelp(command)}\n`);
+      io.stdout.write(`${commandHelp(found.command, command)}\n`);
       return ExitCode.OK;
     }
     return await command.run(args, io);

@@ -12,7 +12,6 @@ export function agentVersion(): string {
 
 export const versionCommand: Command = {
   name: 'version',
-  summary: 'Print the agent version',
   options: [],
   async run(_args, io) {
     io.stdout.write(`vgpu-agent ${agentVersion()} (node ${process.version})\n`);

@@ -33,6 +33,8 @@ interface Entry {
 export class PluginManager {
   private readonly entries = new Map<string, Entry>();
   private stopped = false;
+  /** servers with a restart (or its retries) under way */
+  private readonly restarting = new Set<DevicePluginServer>();
   /** the first reconcile is done: failures to serve are then retried instead of thrown */
   private initialised = false;
   private context: ResourceContext;
@@ -50,14 +52,13 @@ export class PluginManager {
       onKubeletRestart: (kubeletSocketId) => {
         options.metrics.kubeletRestarts.inc();
         for (const { server } of this.entries.values()) {
-          server
-            .kubeletRestarted(kubeletSocketId)
-            .catch((err: unknown) =>
-              options.logger.error(
-                { resource: server.resourceName, err: (err as Error).message },
-                'restart failed',
-              ),
+          server.kubeletRestarted(kubeletSocketId).catch((err: unknown) => {
+            options.logger.error(
+              { resource: server.resourceName, err: (err as Error).message },
+              'serving again failed',
             );
+            return this.restartServer(server, 'kubelet restarted');
+          });
         }
       },
       onSocketRemoved: (socket) => {
@@ -148,19 +149,30 @@ export class PluginManager {
 
   /**
    * Restarts a server; when serving fails (a transient bind error, the directory briefly gone),
-   * tries again with backoff for as long as the resource is wanted.
+   * tries again with backoff for as long as the resource is wanted. One chain per server: a socket
+   * event seen while a retry is pending joins it instead of starting another.
    */
-  private async restartServer(server: DevicePluginServer, reason: string, attempt = 0): Promise<void> {
+  private restartServer(server: DevicePluginServer, reason: string): Promise<void> {
+    if (this.restarting.has(server)) return Promise.resolve();
+    this.restarting.add(server);
+    return this.restartWithRetry(server, reason, 0);
+  }
+
+  private async restartWithRetry(server: DevicePluginServer, reason: string, attempt: number): Promise<void> {
     try {
       await server.restart(reason);
+      this.restarting.delete(server);
     } catch (err) {
-      if (this.stopped || ![...this.entries.values()].some((e) => e.server === server)) return;
+      if (this.stopped || ![...this.entries.values()].some((e) => e.server === server)) {
+        this.restarting.delete(server);
+        return;
+      }
       const retryInMs = Math.min(RESTART_RETRY_MAX_MS, RESTART_RETRY_INITIAL_MS * 2 ** attempt);
       this.options.logger.error(
         { resource: server.resourceName, err: (err as Error).message, attempt: attempt + 1, retryInMs },
         'serving again failed; retrying',
       );
-      const timer = setTimeout(() => void this.restartServer(server, reason, attempt + 1), retryInMs);
+      const timer = setTimeout(() => void this.restartWithRetry(server, reason, attempt + 1), retryInMs);
       timer.unref();
     }
   }

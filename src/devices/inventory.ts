@@ -2,8 +2,8 @@
  * Builds the node Inventory from NVML. Each GPU is read on its own: one that fails (lost, no
  * permission) is reported in `problems` and left out, and the others are still returned.
  */
-import { NVLINK_MAX_LINKS, NvmlReturn, TopologyLevel } from '../nvml/codes.js';
-import { isNotSupported, NvmlError } from '../nvml/errors.js';
+import { NVLINK_MAX_LINKS, TopologyLevel } from '../nvml/codes.js';
+import { isNotSupported } from '../nvml/errors.js';
 import type { Nvml } from '../nvml/nvml.js';
 import type { DeviceHandle, MigDeviceAttributes } from '../nvml/types.js';
 import type { Gpu, GpuLink, Inventory, InventoryProblem, MigDevice } from './inventory-types.js';
@@ -182,14 +182,13 @@ function countNvlinks(
   const counts = new Map<string, number>();
   for (let link = 0; link < NVLINK_MAX_LINKS; link++) {
     try {
-      if (!nvml.nvlinkActive(gpu.handle, link)) continue;
+      const state = nvml.nvlinkState(gpu.handle, link);
+      if (state === 'absent') break;
+      if (state === 'inactive') continue;
       const peer = uuidByBusId.get(nvml.nvlinkRemoteBusId(gpu.handle, link));
       if (peer) counts.set(peer, (counts.get(peer) ?? 0) + 1);
     } catch (err) {
-      // NOT_SUPPORTED: no NVLink on this GPU. INVALID_ARGUMENT: past this driver's last link.
-      const endOfLinks =
-        isNotSupported(err) || (err instanceof NvmlError && err.code === NvmlReturn.INVALID_ARGUMENT);
-      if (!endOfLinks) problems.push({ where: `${gpu.gpu.uuid} NVLink ${link}`, message: describe(err) });
+      problems.push({ where: `${gpu.gpu.uuid} NVLink ${link}`, message: describe(err) });
       break;
     }
   }

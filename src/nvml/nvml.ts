@@ -321,17 +321,13 @@ export class Nvml {
   processUtilization(device: DeviceHandle, sinceUs = 0): ProcessUtilizationSample[] {
     const symbol = 'nvmlDeviceGetProcessUtilization';
     const fn = this.bound(symbol);
-    let raws: Buffer[];
-    try {
-      raws = this.sizeThenFill(
-        symbol,
-        ProcessUtilizationSampleT.size,
-        (count, buf) => fn(device, buf, count, sinceUs) as number,
-      );
-    } catch (err) {
-      if (err instanceof NvmlError && err.code === NvmlReturn.NOT_FOUND) return [];
-      throw err;
-    }
+    // NOT_FOUND is NVML's way of saying "no sample newer than sinceUs": an answer, not a failure.
+    const raws = this.sizeThenFill(
+      symbol,
+      ProcessUtilizationSampleT.size,
+      (count, buf) => fn(device, buf, count, sinceUs) as number,
+      NvmlReturn.NOT_FOUND,
+    );
     return raws.map((buf) => {
       const raw = koffi.decode(buf, ProcessUtilizationSampleT) as Record<string, number>;
       return {
@@ -353,23 +349,28 @@ export class Nvml {
     symbol: NvmlSymbol,
     entrySize: number,
     invoke: (count: number[], buffer: Buffer | null) => number,
+    /** a return code that means "the list is empty" for this query */
+    emptyOn?: number,
   ): Buffer[] {
     const count = [0];
     let rc = invoke(count, null);
     for (let attempt = 0; attempt < MAX_SIZE_RETRIES; attempt++) {
-      if (rc === NVML_SUCCESS) break;
+      if (rc === NVML_SUCCESS || rc === emptyOn) break;
       if (rc !== NvmlReturn.INSUFFICIENT_SIZE) this.fail(symbol, rc);
       const capacity = count[0]! + PROCESS_LIST_HEADROOM;
       const buffer = Buffer.alloc(capacity * entrySize);
       count[0] = capacity;
       rc = invoke(count, buffer);
+      if (rc === emptyOn) return [];
       if (rc === NVML_SUCCESS) {
         const entries: Buffer[] = [];
         for (let i = 0; i < count[0]!; i++) entries.push(buffer.subarray(i * entrySize, (i + 1) * entrySize));
         return entries;
       }
     }
-    if (rc !== NVML_SUCCESS) this.fail(symbol, rc, `list kept growing after ${MAX_SIZE_RETRIES} retries`);
+    if (rc !== NVML_SUCCESS && rc !== emptyOn) {
+      this.fail(symbol, rc, `list kept growing after ${MAX_SIZE_RETRIES} retries`);
+    }
     return [];
   }
 
@@ -447,8 +448,18 @@ export class Nvml {
     return this.callForNumber('nvmlDeviceGetTopologyCommonAncestor', a, b);
   }
 
-  nvlinkActive(device: DeviceHandle, link: number): boolean {
-    return this.callForNumber('nvmlDeviceGetNvLinkState', device, link) === 1;
+  /**
+   * State of NVLink `link`: `absent` when the GPU has no NVLink (NOT_SUPPORTED) or the driver has no
+   * such link (INVALID_ARGUMENT past its last one). Those are answers, so they are not reported as
+   * errors: callers walk links 0, 1, ... until `absent`.
+   */
+  nvlinkState(device: DeviceHandle, link: number): 'active' | 'inactive' | 'absent' {
+    const symbol = 'nvmlDeviceGetNvLinkState';
+    const out = [0];
+    const rc = this.bound(symbol)(device, link, out) as number;
+    if (rc === NvmlReturn.NOT_SUPPORTED || rc === NvmlReturn.INVALID_ARGUMENT) return 'absent';
+    if (rc !== NVML_SUCCESS) this.fail(symbol, rc, `link ${link}`);
+    return out[0] === 1 ? 'active' : 'inactive';
   }
 
   /** The PCI bus id (sysfs form) of what NVLink `link` connects to. */

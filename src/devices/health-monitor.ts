@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { NvmlEventType } from '../nvml/codes.js';
-import { isGpuLost, NvmlError } from '../nvml/errors.js';
+import { isDeviceFailure, isGpuLost, NvmlError } from '../nvml/errors.js';
 import { DeviceEventWatcher } from '../nvml/events.js';
 import type { Nvml } from '../nvml/nvml.js';
 import type { DeviceEvent, DeviceHandle } from '../nvml/types.js';
@@ -46,16 +46,33 @@ export class HealthMonitor {
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly handleToUuid = new Map<DeviceHandle, string>();
   private readonly now: () => number;
+  private settings: HealthSettings;
 
   constructor(private readonly options: HealthMonitorOptions) {
     this.now = options.now ?? Date.now;
+    this.settings = options.settings;
+  }
+
+  /**
+   * New health settings from a config reload. Turning checks off clears every Unhealthy mark, as if
+   * the agent had started with checks off; events and probes keep running so turning them on again
+   * needs no restart.
+   */
+  updateSettings(settings: HealthSettings): void {
+    const wasEnabled = this.settings.enabled;
+    this.settings = settings;
+    if (wasEnabled && !settings.enabled) {
+      this.options.logger.info('health checks turned off by config: every device is Healthy again');
+      if (this.state.clear()) this.options.onChange(this.state);
+    } else if (!wasEnabled && settings.enabled) {
+      this.options.logger.info('health checks turned on by config');
+    }
   }
 
   start(): void {
-    const { nvml, inventory, logger, settings } = this.options;
-    if (!settings.enabled) {
+    const { nvml, inventory, logger } = this.options;
+    if (!this.settings.enabled) {
       logger.info('health checks disabled (DP_DISABLE_HEALTHCHECKS=all or health.enabled=false)');
-      return;
     }
     const handles: DeviceHandle[] = [];
     for (const gpu of inventory.gpus) {
@@ -99,7 +116,9 @@ export class HealthMonitor {
   }
 
   private onEvent(event: DeviceEvent): void {
-    const { inventory, settings, logger } = this.options;
+    const { inventory, logger } = this.options;
+    const { settings } = this;
+    if (!settings.enabled) return;
     const gpuUuid = this.handleToUuid.get(event.device);
     if (!gpuUuid) return;
     if (event.eventType !== NvmlEventType.XID_CRITICAL_ERROR) {
@@ -137,10 +156,13 @@ export class HealthMonitor {
 
   /** Marks GPUs that stopped answering; brings back those that answer again long enough. */
   private probe(): void {
-    const { inventory, settings } = this.options;
-    for (const gpu of inventory.gpus) {
-      const failure = this.probeGpu(gpu.uuid);
-      if (failure) this.mark(gpu.uuid, failure);
+    const { inventory } = this.options;
+    const { settings } = this;
+    if (settings.enabled) {
+      for (const gpu of inventory.gpus) {
+        const failure = this.probeGpu(gpu.uuid);
+        if (failure) this.mark(gpu.uuid, failure);
+      }
     }
     const recovered = this.state.recover(this.now(), settings.recoverAfterSeconds * 1000, (uuid) => {
       const gpuUuid = inventory.gpus.find(
@@ -159,14 +181,25 @@ export class HealthMonitor {
     if (recovered.length > 0) this.options.onChange(this.state);
   }
 
-  /** undefined when NVML answers for the device, else why not. */
+  /**
+   * undefined while NVML answers for the device, else why not. Only device failures count (lost,
+   * reset required, gone...): a query this GPU does not support is still an answer.
+   */
   private probeGpu(uuid: string): string | undefined {
+    const { nvml } = this.options;
+    let handle: DeviceHandle;
     try {
-      const handle = this.options.nvml.deviceByUuid(uuid);
-      this.options.nvml.memoryInfo(handle);
+      handle = nvml.deviceByUuid(uuid);
+    } catch (err) {
+      if (!(err instanceof NvmlError)) throw err;
+      return `NVML no longer finds the device: ${err.message}`;
+    }
+    try {
+      nvml.memoryInfo(handle);
       return undefined;
     } catch (err) {
       if (!(err instanceof NvmlError)) throw err;
+      if (!isDeviceFailure(err)) return undefined;
       return isGpuLost(err) ? 'GPU is lost (NVML_ERROR_GPU_IS_LOST)' : err.message;
     }
   }

@@ -23,6 +23,13 @@ export class HealthState {
     return true;
   }
 
+  /** Forgets every mark; true when there was one. */
+  clear(): boolean {
+    const had = this.unhealthy.size > 0;
+    this.unhealthy.clear();
+    return had;
+  }
+
   isHealthy(target: DeviceTarget): boolean {
     return !this.unhealthy.has(target.uuid) && !this.unhealthy.has(target.gpuUuid);
   }

@@ -172,6 +172,7 @@ export class PluginAgent {
       this.options.logger,
     );
     await this.manager.apply(built.resources, context);
+    this.health.updateSettings(healthSettings(healthChecksFromEnv(this.options.env, config.health), config));
     this.config = config;
     logResources(this.options.logger, built.resources);
   }

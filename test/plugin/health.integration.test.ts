@@ -85,6 +85,22 @@ health:
     expect(devicesOf(kubelet, GPU).map((d) => d.health)).toEqual(['Healthy']);
   });
 
+  it('probes treat only device failures as Unhealthy, not a query the GPU does not support', async () => {
+    const { kubelet, node } = await start('dgx-a100');
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);
+    const [unsupported, broken] = [node.state.devices[2]!.uuid, node.state.devices[6]!.uuid];
+    await node.update((state) => {
+      state.devices[2]!.failures = { nvmlDeviceGetMemoryInfo: 'NOT_SUPPORTED' };
+      state.devices[6]!.failures = { nvmlDeviceGetMemoryInfo: 'RESET_REQUIRED' };
+    });
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.some((d) => d.health === 'Unhealthy'));
+    // Several more probe rounds (100 ms apart in tests): the NOT_SUPPORTED GPU stays Healthy.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const now = health(devicesOf(kubelet, GPU));
+    expect(now[broken]).toBe('Unhealthy');
+    expect(now[unsupported]).toBe('Healthy');
+  });
+
   it('a lost GPU turns Unhealthy without an event, the rest are unaffected, and it recovers once NVML answers', async () => {
     const { kubelet, node } = await start('dgx-a100', { config: 'health: {recoverAfterSeconds: 1}' });
     await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);

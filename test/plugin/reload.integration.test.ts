@@ -94,6 +94,30 @@ describe('live config reload', () => {
     expect(kubelet.resource(GPU)!.devices).toHaveLength(16);
   });
 
+  it('health settings follow a reload: a newly ignored Xid no longer marks a GPU, turning checks off clears marks', async () => {
+    const pluginNode = await start({ default: 'version: v1' });
+    const { kubelet, configMap, node } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);
+    const [first, second] = [node.state.devices[0]!.uuid, node.state.devices[1]!.uuid];
+    await node.injectEvent({ uuid: first, xid: 48 });
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.filter((d) => d.health === 'Unhealthy').length === 1);
+
+    await configMap.write({ default: 'health: {disabledXids: [13, 48]}' });
+    await expect
+      .poll(() => metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="applied"\}/))
+      .toMatch(/ 1$/);
+    await node.injectEvent({ uuid: second, xid: 48 });
+    await expect
+      .poll(() => metric(pluginNode, /^vgpu_agent_health_events_total\{xid="48",action="ignored"\}/))
+      .toMatch(/ 1$/);
+    expect(kubelet.resource(GPU)!.devices.find((d) => d.ID === second)!.health).toBe('Healthy');
+
+    await configMap.write({ default: 'health: {enabled: false}' });
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.every((d) => d.health === 'Healthy'), {
+      timeoutMs: 2000,
+    });
+  });
+
   it('a renamed resource starts its own server and the old one stops; an unchanged resource sees nothing', async () => {
     const pluginNode = await start({ default: replicas(2) });
     const { kubelet, configMap } = pluginNode;

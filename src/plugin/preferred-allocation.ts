@@ -140,52 +140,56 @@ export function preferShares(
   policy: SharedAllocationPolicy,
 ): string[] {
   const { chosen, candidates } = startingSet(request);
+  const needed = request.size - chosen.length;
+  if (needed <= 0) return chosen;
   const targetOf = new Map(devices.map((d) => [d.id, d.target.uuid]));
-  const offered = new Set(request.available);
-  const total = new Map<string, number>();
+  // Per GPU: the shares kubelet offers and nobody chose yet (in kubelet's order), and its load: shares
+  // in use by other containers (ours that kubelet does not offer) plus the ones this container takes.
   const free = new Map<string, string[]>();
-  for (const device of devices) {
-    total.set(device.target.uuid, (total.get(device.target.uuid) ?? 0) + 1);
+  const load = new Map<string, number>();
+  const picked = new Map<string, number>();
+  const add = (map: Map<string, number>, target: string, n: number) =>
+    map.set(target, (map.get(target) ?? 0) + n);
+  for (const device of devices) add(load, device.target.uuid, 1);
+  for (const id of [...chosen, ...candidates]) {
+    const target = targetOf.get(id);
+    if (target !== undefined) add(load, target, -1); // offered, so not in use elsewhere
+  }
+  for (const id of chosen) {
+    const target = targetOf.get(id);
+    if (target === undefined) continue;
+    add(load, target, 1);
+    add(picked, target, 1);
   }
   for (const id of candidates) {
     const target = targetOf.get(id);
     if (target === undefined) continue; // not ours (any more): never offer it back
-    free.set(target, [...(free.get(target) ?? []), id]);
+    const ids = free.get(target);
+    if (ids) ids.push(id);
+    else free.set(target, [id]);
   }
-  const inUse = (target: string) =>
-    (total.get(target) ?? 0) -
-    (free.get(target)?.length ?? 0) -
-    [...offered].filter((id) => targetOf.get(id) === target && chosen.includes(id)).length;
-  const needed = request.size - chosen.length;
-  if (needed <= 0) return chosen;
 
   // All on one GPU when possible: the must-include GPU if it has room, else the best-fitting one.
   const single = [...free.entries()]
-    .filter(([, ids]) => ids.length >= needed)
-    .filter(([target]) => chosen.every((id) => targetOf.get(id) === target))
+    .filter(([target, ids]) => ids.length >= needed && chosen.every((id) => targetOf.get(id) === target))
     .sort(
       ([a, ai], [b, bi]) =>
         (policy === 'packed' ? ai.length - bi.length : bi.length - ai.length) || a.localeCompare(b),
     );
   if (needed > 1 && single.length > 0) return [...chosen, ...single[0]![1].slice(0, needed)];
 
-  const pickedPerTarget = new Map<string, number>();
-  for (const id of chosen) {
-    const target = targetOf.get(id);
-    if (target) pickedPerTarget.set(target, (pickedPerTarget.get(target) ?? 0) + 1);
-  }
   const result = [...chosen];
   while (result.length < request.size) {
     const options = [...free.entries()].filter(([, ids]) => ids.length > 0);
     if (options.length === 0) break;
-    const load = (target: string) => inUse(target) + (pickedPerTarget.get(target) ?? 0);
     options.sort(([a], [b]) => {
-      const byLoad = policy === 'packed' ? load(b) - load(a) : load(a) - load(b);
-      return byLoad || (pickedPerTarget.get(a) ?? 0) - (pickedPerTarget.get(b) ?? 0) || a.localeCompare(b);
+      const byLoad = policy === 'packed' ? load.get(b)! - load.get(a)! : load.get(a)! - load.get(b)!;
+      return byLoad || (picked.get(a) ?? 0) - (picked.get(b) ?? 0) || a.localeCompare(b);
     });
     const [target, ids] = options[0]!;
     result.push(ids.shift()!);
-    pickedPerTarget.set(target, (pickedPerTarget.get(target) ?? 0) + 1);
+    add(load, target, 1);
+    add(picked, target, 1);
   }
   return result;
 }

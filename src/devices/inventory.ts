@@ -94,33 +94,55 @@ function readMigDevices(
     try {
       const handle = nvml.migDeviceByIndex(parent, slot);
       if (handle === null) continue;
-      const attributes = nvml.migAttributes(handle);
-      const gpuInstanceId = nvml.gpuInstanceId(handle);
-      const computeInstanceId = nvml.computeInstanceId(handle);
-      devices.push({
-        uuid: nvml.uuid(handle),
-        parentUuid: gpu.uuid,
-        parentIndex: gpu.index,
-        slot,
-        index: `${gpu.index}:${slot}`,
-        gpuInstanceId,
-        computeInstanceId,
-        profile: migProfileName(attributes, gpu.memoryMiB),
-        memoryMiB: attributes.memoryMiB,
-        multiprocessorCount: attributes.multiprocessorCount,
-        gpuInstanceSlices: attributes.gpuInstanceSliceCount,
-        computeInstanceSlices: attributes.computeInstanceSliceCount,
-        deviceNodes: [
-          ...gpu.deviceNodes,
-          ...migCapabilityNodes(gpu.minor, gpuInstanceId, computeInstanceId, migMinors),
-        ],
-        numaNode: gpu.numaNode,
-      });
+      devices.push(
+        migDeviceOf(gpu, {
+          uuid: nvml.uuid(handle),
+          slot,
+          gpuInstanceId: nvml.gpuInstanceId(handle),
+          computeInstanceId: nvml.computeInstanceId(handle),
+          attributes: nvml.migAttributes(handle),
+          migMinors,
+        }),
+      );
     } catch (err) {
       problems.push({ where: `${gpu.uuid} MIG slot ${slot}`, message: describe(err) });
     }
   }
   return devices;
+}
+
+/** What NVML says about one MIG device, as read from the driver (or a mock state file). */
+export interface MigDeviceFacts {
+  uuid: string;
+  slot: number;
+  gpuInstanceId: number;
+  computeInstanceId: number;
+  attributes: MigDeviceAttributes;
+  migMinors: ReadonlyMap<string, number>;
+}
+
+/** The inventory's MIG device record: the one place its derived fields (index, profile, nodes) are made. */
+export function migDeviceOf(gpu: Gpu, facts: MigDeviceFacts): MigDevice {
+  const { attributes, gpuInstanceId, computeInstanceId, slot } = facts;
+  return {
+    uuid: facts.uuid,
+    parentUuid: gpu.uuid,
+    parentIndex: gpu.index,
+    slot,
+    index: `${gpu.index}:${slot}`,
+    gpuInstanceId,
+    computeInstanceId,
+    profile: migProfileName(attributes, gpu.memoryMiB),
+    memoryMiB: attributes.memoryMiB,
+    multiprocessorCount: attributes.multiprocessorCount,
+    gpuInstanceSlices: attributes.gpuInstanceSliceCount,
+    computeInstanceSlices: attributes.computeInstanceSliceCount,
+    deviceNodes: [
+      ...gpu.deviceNodes,
+      ...migCapabilityNodes(gpu.minor, gpuInstanceId, computeInstanceId, facts.migMinors),
+    ],
+    numaNode: gpu.numaNode,
+  };
 }
 
 /**

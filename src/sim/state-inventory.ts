@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { formatPath } from '../config/errors.js';
-import { migCapabilityNodes, migProfileName } from '../devices/inventory.js';
+import { migDeviceOf } from '../devices/inventory.js';
 import type { Gpu, GpuLink, Inventory, InventoryProblem, MigDevice } from '../devices/inventory-types.js';
 import { NVLINK_MAX_LINKS, NvmlReturn, TopologyLevel } from '../nvml/codes.js';
 import { NvmlError } from '../nvml/errors.js';
@@ -184,42 +184,26 @@ function migFrom(
   const gpuInstanceSlices = Number(g);
   const computeInstanceSlices = c === undefined ? gpuInstanceSlices : Number(c);
   const memoryMiB = mig.memoryMiB ?? Number(gb) * 1024;
-  const multiprocessorCount = mig.multiprocessors ?? 14 * computeInstanceSlices;
-  const gpuInstanceId = mig.giId ?? slot + 1;
-  const computeInstanceId = mig.ciId ?? 0;
-  return {
+  return migDeviceOf(gpu, {
     uuid: mig.uuid,
-    parentUuid: gpu.uuid,
-    parentIndex: gpu.index,
     slot,
-    index: `${gpu.index}:${slot}`,
-    gpuInstanceId,
-    computeInstanceId,
-    // From the attributes, as the binding sees them: a `+me` suffix in the state file is not visible.
-    profile: migProfileName(
-      {
-        multiprocessorCount,
-        gpuInstanceSliceCount: gpuInstanceSlices,
-        computeInstanceSliceCount: computeInstanceSlices,
-        memoryMiB,
-        sharedCopyEngineCount: gpuInstanceSlices,
-        sharedDecoderCount: 0,
-        sharedEncoderCount: 0,
-        sharedJpegCount: 0,
-        sharedOfaCount: 0,
-      },
-      gpu.memoryMiB,
-    ),
-    memoryMiB,
-    multiprocessorCount,
-    gpuInstanceSlices,
-    computeInstanceSlices,
-    deviceNodes: [
-      ...gpu.deviceNodes,
-      ...migCapabilityNodes(gpu.minor, gpuInstanceId, computeInstanceId, migMinors),
-    ],
-    numaNode: gpu.numaNode,
-  };
+    gpuInstanceId: mig.giId ?? slot + 1,
+    computeInstanceId: mig.ciId ?? 0,
+    // The attributes as the mock's nvmlDeviceGetAttributes_v2 reports them: a `+me` suffix in the
+    // state file is not visible to the binding either.
+    attributes: {
+      multiprocessorCount: mig.multiprocessors ?? 14 * computeInstanceSlices,
+      sharedCopyEngineCount: gpuInstanceSlices,
+      sharedDecoderCount: 0,
+      sharedEncoderCount: 0,
+      sharedJpegCount: 0,
+      sharedOfaCount: 0,
+      gpuInstanceSliceCount: gpuInstanceSlices,
+      computeInstanceSliceCount: computeInstanceSlices,
+      memoryMiB,
+    },
+    migMinors,
+  });
 }
 
 /**

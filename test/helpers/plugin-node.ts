@@ -151,9 +151,14 @@ export function usePluginNodes(): (
   };
 }
 
-/** The value of the first metric line matching `line` (e.g. /^vgpu_agent_registered\{/), or undefined. */
+/** The first line of the agent's /metrics text matching `line` (e.g. /^vgpu_agent_registered\{/). */
+export async function metricLine(node: PluginNode, line: RegExp): Promise<string | undefined> {
+  return (await node.agent.metrics.registry.metrics()).split('\n').find((l) => line.test(l));
+}
+
+/** The value of that line, or undefined. */
 export async function metricValue(node: PluginNode, line: RegExp): Promise<number | undefined> {
-  const found = (await node.agent.metrics.registry.metrics()).split('\n').find((l) => line.test(l));
+  const found = await metricLine(node, line);
   return found === undefined ? undefined : Number(found.split(' ').pop());
 }
 

@@ -3,7 +3,7 @@
  * kubelet simulator's ListAndWatch must see the change within 1 s, with no restart.
  */
 import { describe, expect, it } from 'vitest';
-import { type PluginNode, usePluginNodes } from '../helpers/plugin-node.js';
+import { metricLine, type PluginNode, usePluginNodes } from '../helpers/plugin-node.js';
 
 const startNode = usePluginNodes();
 const GPU = 'nvidia.com/gpu';
@@ -18,10 +18,6 @@ sharing:
 async function start(configMap: Record<string, string>) {
   const node = await startNode('dgx-a100', { configMap });
   return node as typeof node & { configMap: NonNullable<PluginNode['configMap']> };
-}
-
-async function metric(node: PluginNode, line: RegExp): Promise<string | undefined> {
-  return (await node.agent.metrics.registry.metrics()).split('\n').find((l) => line.test(l));
 }
 
 describe('live config reload', () => {
@@ -41,8 +37,10 @@ describe('live config reload', () => {
     const oldIds = before.get(GPU)!.devices.map((d) => d.ID);
     const newIds = after.get(GPU)!.devices.map((d) => d.ID);
     expect(newIds).toEqual(expect.arrayContaining(oldIds));
-    expect(await metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="applied"\}/)).toMatch(/ 1$/);
-    expect(await metric(pluginNode, /^vgpu_agent_config_info\{/)).toMatch(
+    expect(await metricLine(pluginNode, /^vgpu_agent_config_reloads_total\{result="applied"\}/)).toMatch(
+      / 1$/,
+    );
+    expect(await metricLine(pluginNode, /^vgpu_agent_config_info\{/)).toMatch(
       /name="default",hash="[0-9a-f]{12}"} 1$/,
     );
     expect(pluginNode.logs.some((l) => l.msg === 'config reloaded and applied')).toBe(true);
@@ -52,17 +50,17 @@ describe('live config reload', () => {
     const pluginNode = await start({ default: replicas(2) });
     const { kubelet, configMap } = pluginNode;
     await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 16);
-    const hashBefore = await metric(pluginNode, /^vgpu_agent_config_info\{/);
+    const hashBefore = await metricLine(pluginNode, /^vgpu_agent_config_info\{/);
     let updates = 0;
     kubelet.on('update', () => updates++);
 
     await configMap.write({ default: replicas(1) });
     await expect
-      .poll(() => metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
+      .poll(() => metricLine(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
       .toMatch(/ 1$/);
     expect(kubelet.resource(GPU)!.devices).toHaveLength(16);
     expect(updates).toBe(0);
-    expect(await metric(pluginNode, /^vgpu_agent_config_info\{/)).toBe(hashBefore);
+    expect(await metricLine(pluginNode, /^vgpu_agent_config_info\{/)).toBe(hashBefore);
     const rejection = pluginNode.logs.find((l) =>
       String(l.msg).startsWith('config update rejected, still serving default'),
     );
@@ -82,7 +80,7 @@ describe('live config reload', () => {
       default: 'sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, devices: [9]}]}}',
     });
     await expect
-      .poll(() => metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
+      .poll(() => metricLine(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
       .toMatch(/ 1$/);
     expect(
       pluginNode.logs.some((l) =>
@@ -104,11 +102,11 @@ describe('live config reload', () => {
 
     await configMap.write({ default: 'health: {disabledXids: [13, 48]}' });
     await expect
-      .poll(() => metric(pluginNode, /^vgpu_agent_config_reloads_total\{result="applied"\}/))
+      .poll(() => metricLine(pluginNode, /^vgpu_agent_config_reloads_total\{result="applied"\}/))
       .toMatch(/ 1$/);
     await node.injectEvent({ uuid: second, xid: 48 });
     await expect
-      .poll(() => metric(pluginNode, /^vgpu_agent_health_events_total\{xid="48",action="ignored"\}/))
+      .poll(() => metricLine(pluginNode, /^vgpu_agent_health_events_total\{xid="48",action="ignored"\}/))
       .toMatch(/ 1$/);
     expect(kubelet.resource(GPU)!.devices.find((d) => d.ID === second)!.health).toBe('Healthy');
 

@@ -1,5 +1,5 @@
 /** Where the package's own files (proto/, native/) are, whether running from src/ (tests) or dist/. */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,4 +27,12 @@ export function mockNvmlLibraryPath(variant: 'current' | 'legacy' = 'current'): 
 /** A ready state file of the mock NVML (`dgx-a100`, `mixed-mig`, `single-t4`). */
 export function mockNodePath(node: string): string {
   return path.join(packageRoot(), 'native/mock-nvml/nodes', `${node}.json`);
+}
+
+/** The ready simulated nodes: one per state file in native/mock-nvml/nodes (read once, at start-up). */
+export function mockNodeNames(): string[] {
+  return readdirSync(path.join(packageRoot(), 'native/mock-nvml/nodes'))
+    .filter((file) => file.endsWith('.json'))
+    .map((file) => file.slice(0, -'.json'.length))
+    .sort();
 }

@@ -1,5 +1,6 @@
 /** `vgpu-agent demo`: the plugin on a simulated GPU node (mock NVML through koffi), no GPU needed. */
 import { createLogger, type LogLevel } from '../log.js';
+import { mockNodeNames } from '../paths.js';
 import { runDemo } from '../sim/demo.js';
 import { type Command, ExitCode } from './command.js';
 import { agentVersion } from './version.js';
@@ -12,7 +13,7 @@ export const demoCommand: Command = {
       env: 'DEMO_NODE',
       type: 'string',
       default: 'dgx-a100',
-      choices: ['dgx-a100', 'mixed-mig', 'single-t4'],
+      choices: mockNodeNames(),
       description: 'Which simulated node to run on',
     },
     {
@@ -38,13 +39,21 @@ export const demoCommand: Command = {
       format: 'pretty',
       destination: io.stderr,
     });
-    await runDemo({
-      node: args.values.node as string,
-      durationSeconds: Number(args.values.duration),
-      out: io.stdout,
-      logger,
-      agentVersion: agentVersion(),
-    });
+    try {
+      await runDemo({
+        node: args.values.node as string,
+        durationSeconds: Number(args.values.duration),
+        out: io.stdout,
+        logger,
+        agentVersion: agentVersion(),
+      });
+    } catch (err) {
+      // A newcomer gets one line; the stack goes to the log (--log-level error shows it).
+      logger.error({ err }, 'demo failed');
+      const message = err instanceof Error ? err.message : String(err);
+      io.stderr.write(`vgpu-agent demo: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+      return ExitCode.FAILURE;
+    }
     return ExitCode.OK;
   },
 };

@@ -1,0 +1,142 @@
+/**
+ * `vgpu-agent demo` as a newcomer runs it (the built CLI, the mock NVML through koffi, real Unix
+ * sockets), on every simulated node in native/mock-nvml/nodes: it must tell the story that fits the
+ * node, end cleanly on Ctrl+C, and fail with one line, never a stack trace.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/paths.js';
+import type { MockDevice, MockNvmlState } from '../../src/sim/mock-node.js';
+
+const CLI = path.join(packageRoot(), 'dist/cli/main.js');
+const NODES_DIR = path.join(packageRoot(), 'native/mock-nvml/nodes');
+const NODES = readdirSync(NODES_DIR)
+  .filter((file) => file.endsWith('.json'))
+  .map((file) => path.basename(file, '.json'));
+
+interface DemoRun {
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: DemoRun[] = [];
+afterEach(async () => {
+  for (const run of running.splice(0)) {
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+    await run.exited;
+  }
+});
+
+function startDemo(node: string, env: NodeJS.ProcessEnv = {}): DemoRun {
+  const child = spawn(process.execPath, [CLI, 'demo', '--node', node], {
+    env: { PATH: process.env.PATH, ...env },
+  });
+  const run: DemoRun = {
+    child,
+    stdout: '',
+    stderr: '',
+    exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))),
+  };
+  child.stdout!.on('data', (chunk: Buffer) => {
+    run.stdout += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    run.stderr += chunk.toString();
+  });
+  running.push(run);
+  return run;
+}
+
+/** Runs the whole transcript, then presses Ctrl+C as the last line invites. */
+async function demoTranscript(
+  node: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = startDemo(node);
+  let exitedEarly = false;
+  void run.exited.then(() => {
+    exitedEarly = true;
+  });
+  await expect
+    .poll(() => exitedEarly || run.stdout.includes('Ctrl+C to stop'), { timeout: 60_000, interval: 50 })
+    .toBe(true);
+  run.child.kill('SIGINT');
+  const { code } = await run.exited;
+  return { code, stdout: run.stdout, stderr: run.stderr };
+}
+
+function migProfiles(state: MockNvmlState): string[] {
+  const migGpus = state.devices.filter((d) => d.migEnabled && (d.migDevices ?? []).length > 0);
+  return [...new Set(migGpus.flatMap((d) => d.migDevices!.map((m) => m.profile)))];
+}
+
+function wholeGpus(state: MockNvmlState): MockDevice[] {
+  return state.devices.filter((d) => !d.migEnabled);
+}
+
+describe('vgpu-agent demo', () => {
+  it('has a MIG node and a single-GPU node among the simulated nodes', () => {
+    const states = NODES.map(
+      (node) => JSON.parse(readFileSync(path.join(NODES_DIR, `${node}.json`), 'utf8')) as MockNvmlState,
+    );
+    expect(states.some((s) => migProfiles(s).length > 0)).toBe(true);
+    expect(states.some((s) => s.devices.length === 1 && wholeGpus(s).length === 1)).toBe(true);
+  });
+
+  it.each(NODES)(
+    'tells the %s node its own story and exits 0 on Ctrl+C',
+    { timeout: 90_000 },
+    async (node) => {
+      const state = JSON.parse(readFileSync(path.join(NODES_DIR, `${node}.json`), 'utf8')) as MockNvmlState;
+      const { code, stdout, stderr } = await demoTranscript(node);
+
+      expect(stderr, stdout).toBe('');
+      expect(code, stdout).toBe(0);
+      expect(stdout).not.toMatch(/^\s+at /m);
+      expect(stdout).toContain('Stopping: sockets removed, temp files deleted.');
+      expect(stdout).toMatch(/^1\. What NVML reports/m);
+      expect(stdout).toMatch(/^8\. A broken edit \(replicas: 1\) is rejected/m);
+      expect(stdout).toContain('number of replicas must be >= 2 (got 1)');
+
+      // MIG: each profile is its own resource, and a pod gets a MIG device of each.
+      const profiles = migProfiles(state);
+      if (profiles.length === 0) expect(stdout).toContain('skipped, no GPU on this node is in MIG mode');
+      for (const profile of profiles) {
+        expect(stdout).toMatch(new RegExp(`^ {3}nvidia\\.com/mig-${profile}\\s+\\d+ devices`, 'm'));
+        expect(stdout).toMatch(new RegExp(`× nvidia\\.com/mig-${profile} → MIG \\d+:\\d+ ${profile}`));
+        expect(stdout).toMatch(/env NVIDIA_VISIBLE_DEVICES=MIG-/);
+      }
+
+      // Time-slicing: every resource shows 4 replicas per device; split: a slice gets half a GPU's memory.
+      const whole = wholeGpus(state);
+      expect(stdout).toMatch(
+        new RegExp(`^ {3}nvidia\\.com/gpu\\s+${whole.length * 4} devices, ${whole.length * 4} healthy`, 'm'),
+      );
+      const halves = whole.map((d) => `CUDA_DEVICE_MEMORY_LIMIT_0=${d.memoryTotalMiB! / 2}m`);
+      expect(
+        halves.some((limit) => stdout.includes(limit)),
+        stdout,
+      ).toBe(true);
+
+      // One GPU: whole, a second pod waits; time-sliced, two pods share it.
+      if (state.devices.length === 1 && whole.length === 1) {
+        expect(stdout).toMatch(/pod \S+: 1 × nvidia\.com\/gpu → GPU 0\n/);
+        expect(stdout).toMatch(/pod \S+: 1 × nvidia\.com\/gpu → none free: the pod stays Pending/);
+        expect(stdout).toMatch(/→ GPU-[^:]+::0 \(GPU 0\)[\s\S]*→ GPU-[^:]+::1 \(GPU 0\)/);
+      }
+
+      // An Xid makes something Unhealthy.
+      expect(stdout).toMatch(/Xid 79[^\n]*\n(?: {3}[^\n]*\n)*? {3}nvidia\.com\/[^\n]*\(Unhealthy: /);
+    },
+  );
+
+  it('reports a failure in one line, without a stack trace, and exits 1', async () => {
+    const run = startDemo(NODES[0]!, { TMPDIR: path.join(packageRoot(), 'no-such-dir') });
+    const { code } = await run.exited;
+    expect(code).toBe(1);
+    expect(run.stderr).toMatch(/^vgpu-agent demo: cannot start the simulated "[^"]+" node: ENOENT[^\n]*\n$/);
+  });
+});

@@ -8,6 +8,8 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 20_000,
     hookTimeout: 20_000,
+    // expect.poll waits for outcomes, never measures speed: a loaded CI machine must not fail a poll.
+    expect: { poll: { timeout: 10_000 } },
     globalSetup: ['test/global-setup.ts'],
     // CI asks for a JSON report to print "N passed, N failed".
     reporters: process.env.VITEST_JSON_REPORT ? ['default', 'json'] : ['default'],

@@ -82,7 +82,9 @@ describe('HealthMonitor', () => {
     const { node, monitor, lines, xids, failures } = await startMonitor();
     await node.setLost(GPU1, true);
     await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU1]);
-    await expect.poll(() => lines('GPU taken out of the event set; probing it on its own').length).toBe(1);
+    await expect
+      .poll(() => lines('GPU taken out of the event set; probing it on its own').length, { timeout: 10_000 })
+      .toBe(1);
 
     // GPU 1 stays lost through many probe rounds (20 ms apart) while GPU 0's Xid is acted on.
     const probedBefore = failures('nvmlDeviceGetMemoryInfo');
@@ -97,7 +99,9 @@ describe('HealthMonitor', () => {
     expect(lines(WAIT_FAILED)).toHaveLength(1);
 
     await node.setLost(GPU1, false);
-    await expect.poll(() => lines('GPU back in the event set').map((l) => l.gpu)).toEqual([GPU1]);
+    await expect
+      .poll(() => lines('GPU back in the event set').map((l) => l.gpu), { timeout: 10_000 })
+      .toEqual([GPU1]);
     await node.injectEvent({ uuid: GPU1, xid: 94 });
     await expect.poll(() => xids, { timeout: 10_000 }).toEqual([48, 94]);
     expect(lines('GPU back in the event set')).toHaveLength(1);

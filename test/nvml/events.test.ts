@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NvmlEventType, NvmlReturn } from '../../src/nvml/codes.js';
 import type { NvmlError } from '../../src/nvml/errors.js';
-import { DeviceEventWatcher } from '../../src/nvml/events.js';
+import { DeviceEventWatcher, type Registration } from '../../src/nvml/events.js';
+import type { Nvml } from '../../src/nvml/nvml.js';
 import type { DeviceEvent } from '../../src/nvml/types.js';
 import { type OpenedMock, openMockNvml, twoGpuState } from '../helpers/mock-nvml.js';
 
+const GPU0 = 'GPU-11111111-1111-1111-1111-111111111111';
 const GPU1 = 'GPU-22222222-2222-2222-2222-222222222222';
 
 let opened: OpenedMock | undefined;
@@ -18,6 +20,27 @@ afterEach(async () => {
 
 function nextEvent(events: DeviceEvent[], count: number): Promise<void> {
   return expect.poll(() => events.length, { timeout: 5000, interval: 20 }).toBeGreaterThanOrEqual(count);
+}
+
+/**
+ * Polls until the mock has loaded the last state written: a wait on a fresh set succeeds (or, given
+ * `failing`, that function fails as the state says).
+ */
+async function waitUntilMockSees(nvml: Nvml, failing?: 'nvmlEventSetCreate'): Promise<void> {
+  const answer = async (): Promise<string> => {
+    try {
+      const probe = nvml.eventSetCreate();
+      try {
+        await nvml.eventSetWait(probe, 0);
+      } finally {
+        nvml.eventSetFree(probe);
+      }
+      return 'ok';
+    } catch (err) {
+      return (err as NvmlError).functionName;
+    }
+  };
+  await expect.poll(answer, { timeout: 5000, interval: 10 }).toBe(failing ?? 'ok');
 }
 
 describe('NVML events', () => {
@@ -94,6 +117,115 @@ describe('NVML events', () => {
     await node.injectEvent({ uuid: GPU1, xid: 94 });
     await nextEvent(events, 1);
     expect(events[0]!.eventData).toBe(94);
+  });
+
+  it('watch() rebuilds the set without a lost GPU, so the others keep their events, and adds it back later', async () => {
+    opened = await openMockNvml(twoGpuState());
+    const { nvml, node } = opened;
+    const [gpu0, gpu1] = [nvml.deviceByIndex(0), nvml.deviceByIndex(1)];
+    const errors: NvmlError[] = [];
+    const events: DeviceEvent[] = [];
+    const sets: Registration[][] = [];
+    const w = DeviceEventWatcher.start(nvml, [gpu0, gpu1], {
+      waitTimeoutMs: 200,
+      errorBackoffMs: 50,
+      onEvent: (e) => events.push(e),
+      onError: (e) => errors.push(e),
+      onRegistered: (r) => sets.push([...r]),
+    });
+    watcher = w;
+    await node.setLost(GPU1, true);
+    // While GPU 1 is in the set every wait fails at once: nothing of GPU 0's could arrive.
+    await expect.poll(() => errors.length, { timeout: 5000 }).toBeGreaterThan(0);
+    w.watch([gpu0]);
+    await expect.poll(() => sets.length, { timeout: 5000 }).toBe(1);
+    expect(sets[0]!.map((r) => r.device)).toEqual([gpu0]);
+    expect(w.registrations).toEqual(sets[0]);
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await nextEvent(events, 1);
+    expect(events[0]).toMatchObject({ device: gpu0, eventData: 48 });
+    expect(node.state.devices[1]!.lost).toBe(true);
+
+    await node.setLost(GPU1, false);
+    w.watch([gpu0, gpu1]);
+    await expect.poll(() => sets.length, { timeout: 5000 }).toBe(2);
+    expect(sets[1]!.map((r) => [r.device, r.mask, r.error])).toEqual([
+      [gpu0, 0xbn, undefined],
+      [gpu1, 0xbn, undefined],
+    ]);
+    await node.injectEvent({ uuid: GPU1, xid: 94 });
+    await nextEvent(events, 2);
+    expect(events[1]).toMatchObject({ device: gpu1, eventData: 94 });
+    expect(errors.every((e) => e.code === NvmlReturn.GPU_IS_LOST)).toBe(true);
+  });
+
+  it('delivers what the replaced set still holds: no event falls between two sets', async () => {
+    opened = await openMockNvml(twoGpuState());
+    const { nvml, node } = opened;
+    const [gpu0, gpu1] = [nvml.deviceByIndex(0), nvml.deviceByIndex(1)];
+    const errors: NvmlError[] = [];
+    const events: DeviceEvent[] = [];
+    const w = DeviceEventWatcher.start(nvml, [gpu0, gpu1], {
+      waitTimeoutMs: 200,
+      // Parked in its backoff after one failed wait: the Xid below stays in the set, unread.
+      errorBackoffMs: 600_000,
+      onEvent: (e) => events.push(e),
+      onError: (e) => errors.push(e),
+    });
+    watcher = w;
+    await node.update((state) => {
+      state.failures = { nvmlEventSetWait_v2: 'UNKNOWN' };
+    });
+    await expect.poll(() => errors.length, { timeout: 5000 }).toBe(1);
+    await node.update((state) => {
+      state.failures = {};
+    });
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await waitUntilMockSees(nvml);
+
+    // The new set starts after the Xid (a set never replays history): only the old one has it.
+    w.watch([gpu0]);
+    await nextEvent(events, 1);
+    expect(events).toEqual([{ device: gpu0, eventType: NvmlEventType.XID_CRITICAL_ERROR, eventData: 48 }]);
+  });
+
+  it('a set that cannot be built is reported and retried while the old set keeps serving', async () => {
+    opened = await openMockNvml(twoGpuState());
+    const { nvml, node } = opened;
+    const [gpu0, gpu1] = [nvml.deviceByIndex(0), nvml.deviceByIndex(1)];
+    const errors: NvmlError[] = [];
+    const events: DeviceEvent[] = [];
+    const sets: Registration[][] = [];
+    const w = DeviceEventWatcher.start(nvml, [gpu0, gpu1], {
+      waitTimeoutMs: 100,
+      errorBackoffMs: 50,
+      onEvent: (e) => events.push(e),
+      onError: (e) => errors.push(e),
+      onRegistered: (r) => sets.push([...r]),
+    });
+    watcher = w;
+    await node.update((state) => {
+      state.failures = { nvmlEventSetCreate: 'MEMORY' };
+    });
+    await waitUntilMockSees(nvml, 'nvmlEventSetCreate');
+    w.watch([gpu0]);
+    await expect.poll(() => errors.length, { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+    expect(errors[0]).toMatchObject({ functionName: 'nvmlEventSetCreate', code: NvmlReturn.MEMORY });
+    await node.injectEvent({ uuid: GPU1, xid: 31 });
+    await nextEvent(events, 1);
+
+    await node.update((state) => {
+      state.failures = {};
+    });
+    await expect.poll(() => sets.length, { timeout: 5000 }).toBe(1);
+    // GPU 1 is out of the new set: its Xid is passed over, GPU 0's later one arrives.
+    await node.injectEvent({ uuid: GPU1, xid: 79 });
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await nextEvent(events, 2);
+    expect(events.map((e) => [e.device, e.eventData])).toEqual([
+      [gpu1, 31],
+      [gpu0, 48],
+    ]);
   });
 
   it('stops within one wait timeout', async () => {

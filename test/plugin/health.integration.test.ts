@@ -1,6 +1,6 @@
 /** Xid events and lost GPUs → Unhealthy devices (fanned out to everything derived from the GPU) → recovery. */
 import { describe, expect, it } from 'vitest';
-import type { KubeletSimulator } from '../../src/sim/kubelet.js';
+import type { KubeletSimulator, KubeletState } from '../../src/sim/kubelet.js';
 import { metricValue, usePluginNodes } from '../helpers/plugin-node.js';
 
 const start = usePluginNodes();
@@ -99,6 +99,41 @@ health:
     const now = health(devicesOf(kubelet, GPU));
     expect(now[broken]).toBe('Unhealthy');
     expect(now[unsupported]).toBe('Healthy');
+  });
+
+  it('a lost GPU leaves the shared event set: the Xid of another GPU still reaches kubelet, and the lost one is watched again once it answers', async () => {
+    const pluginNode = await start('dgx-a100', { config: 'health: {recoverAfterSeconds: 1}' });
+    const { kubelet, node } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);
+    const [gpu3, gpu7] = [node.state.devices[3]!.uuid, node.state.devices[7]!.uuid];
+    const healthOf = (uuid: string) => (s: KubeletState) =>
+      s.get(GPU)!.devices.find((d) => d.ID === uuid)!.health;
+
+    await node.setLost(gpu7, true);
+    await kubelet.waitFor((s) => healthOf(gpu7)(s) === 'Unhealthy');
+    // With GPU 7 in the set every wait fails at once with GPU_IS_LOST: GPU 3's Xid would never arrive.
+    await node.injectEvent({ uuid: gpu3, xid: 48 });
+    await kubelet.waitFor((s) => healthOf(gpu3)(s) === 'Unhealthy', { timeoutMs: 10_000 });
+    expect(node.state.devices[7]!.lost).toBe(true);
+    expect(
+      pluginNode.logs
+        .filter((l) => l.msg === 'GPU taken out of the event set; probing it on its own')
+        .map((l) => l.gpu),
+    ).toEqual([gpu7]);
+
+    // GPU 7 answers again: back in the set, so an Xid on it is acted on (after it recovered).
+    await node.setLost(gpu7, false);
+    await expect
+      .poll(() => pluginNode.logs.some((l) => l.msg === 'GPU back in the event set' && l.gpu === gpu7), {
+        timeout: 10_000,
+      })
+      .toBe(true);
+    await kubelet.waitFor((s) => healthOf(gpu7)(s) === 'Healthy', { timeoutMs: 10_000 });
+    await node.injectEvent({ uuid: gpu7, xid: 48 });
+    await kubelet.waitFor((s) => healthOf(gpu7)(s) === 'Unhealthy', { timeoutMs: 10_000 });
+    expect(
+      pluginNode.logs.some((l) => l.msg === 'device marked Unhealthy' && l.device === gpu7 && l.xid === 48),
+    ).toBe(true);
   });
 
   it('a lost GPU turns Unhealthy without an event, the rest are unaffected, and it recovers once NVML answers', async () => {

@@ -9,6 +9,7 @@ import { ConfigSource } from '../config/source.js';
 import { formatInventory } from '../devices/format-inventory.js';
 import type { Inventory } from '../devices/inventory-types.js';
 import { PluginAgent } from '../plugin/agent.js';
+import { describeEnforcement, detectHamiCore } from '../plugin/hami-core-host.js';
 import { followConfigUpdates, nodeValidator } from '../plugin/live-config.js';
 import { ConfigMapVolume } from './configmap-volume.js';
 import { KubeletSimulator, type ResourceState } from './kubelet.js';
@@ -132,8 +133,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     say(`   pod llm-d: 1 × nvidia.com/gpu → ${sliceAllocation.deviceIds.join(', ')}`);
     for (const [key, value] of Object.entries(sliceAllocation.response.envs ?? {}))
       say(`     env ${key}=${value}`);
-    say('   (HAMi-core is not installed on this simulated node, so the limits are set but not enforced;');
-    say('    the agent says so in its log and in vgpu_agent_split_limits_enforced)');
+    const hamiCore = await detectHamiCore(path.join(node.dir, 'hami-core'));
+    say(`   (${describeEnforcement(hamiCore)}: see vgpu_agent_split_limits_enforced and the agent's log)`);
     say();
 
     say('7. A broken edit (replicas: 1) is rejected; the last good config keeps being served:');

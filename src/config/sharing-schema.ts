@@ -188,8 +188,8 @@ const splitSchema = z.strictObject({
     .meta(
       doc({
         description:
-          "Host directory holding HAMi-core's `libvgpu.so` and `ld.so.preload` (HAMi `HOOK_PATH` + `/vgpu`); " +
-          'mounted into split containers when present.',
+          "Host directory holding HAMi-core's `libvgpu.so` and `ld.so.preload` (HAMi `HOOK_PATH` + `/vgpu`), " +
+          'at the same path in the agent; split containers get the library where `ld.so.preload` names it.',
       }),
     ),
 });

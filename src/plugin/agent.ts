@@ -15,11 +15,12 @@ import type { HostPaths } from '../devices/sysfs.js';
 import { StatusServer } from '../http/status-server.js';
 import { Nvml } from '../nvml/nvml.js';
 import { allocateSettingsFrom } from './allocate-settings.js';
+import { detectHamiCore } from './hami-core-host.js';
 import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
 import { TopologyScores } from './preferred-allocation.js';
 import type { ResourceContext } from './resource.js';
-import { detectHookLibrary, SplitAllocator } from './split-allocation.js';
+import { SplitAllocator } from './split-allocation.js';
 
 export interface PluginAgentOptions {
   config: EffectiveConfig;
@@ -202,7 +203,7 @@ async function resourceContext(
   const split = resources.filter((r) => r.sharing === 'split');
   metrics.splitLimitsEnforced.reset();
   if (split.length > 0) {
-    context.split = new SplitAllocator(await detectHookLibrary(config.sharing.split.hookPath), logger);
+    context.split = new SplitAllocator(await detectHamiCore(config.sharing.split.hookPath), logger);
     for (const r of split)
       metrics.splitLimitsEnforced.set({ resource: r.name }, context.split.enforced ? 1 : 0);
   }

@@ -83,7 +83,7 @@ export class PluginMetrics {
 
   readonly splitLimitsEnforced = new Gauge({
     name: 'vgpu_agent_split_limits_enforced',
-    help: '1 when HAMi-core is installed under split.hookPath so slice limits are enforced; 0 when slices are advertised without enforcement',
+    help: "1 when split.hookPath's ld.so.preload names a libvgpu.so that split containers get mounted there, so HAMi-core loads in them and enforces the limits; 0 when slices are advertised without enforcement",
     labelNames: ['resource'] as const,
     registers: [this.registry],
   });

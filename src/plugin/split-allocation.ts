@@ -1,56 +1,31 @@
 /**
  * What a container of split slices needs for HAMi-core to enforce the limits (HAMi's contract):
- * per-GPU memory limits and an SM limit in the environment, libvgpu.so preloaded through a mounted
- * /etc/ld.so.preload, and a per-container directory for its shared-region cache file.
+ * per-GPU memory limits and an SM limit in the environment and, when the host has HAMi-core
+ * (see hami-core-host.ts), the library mounted where the host's ld.so.preload names it, that preload
+ * file as /etc/ld.so.preload, a per-container directory at hookPath for the shared-region cache file,
+ * and HAMi-core's host-wide lock directory.
  */
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AdvertisedDevice } from '../devices/resource-types.js';
 import { distinctTargets } from './allocate-response.js';
+import {
+  enforcementProblem,
+  type HamiCoreHost,
+  installAdvice,
+  limitsEnforced,
+  preloadPlan,
+} from './hami-core-host.js';
 import type { ContainerAllocateResponse, Mount } from './proto.js';
 
-export interface HookLibrary {
-  /** `split.hookPath`: where HAMi-core is installed on the host (same path inside the agent) */
-  hookPath: string;
-  /** host file of libvgpu.so (the highest versioned one), or null when HAMi-core is not installed */
-  library: string | null;
-  /** host file holding the preload line, or null */
-  preload: string | null;
-}
-
 /**
- * Finds libvgpu.so under hookPath. Prefers a versioned file (`libvgpu.so.2.5.0`): replacing a
- * library that running containers have mapped crashes them, so installers add new versions beside.
+ * HAMi-core's lock directory, the same host directory in every container so that processes of
+ * different containers on one GPU see each other's lock files. The agent creates it in its own /tmp,
+ * which must therefore be the host's /tmp (a hostPath volume) for the mount to mean the same place.
  */
-export async function detectHookLibrary(hookPath: string): Promise<HookLibrary> {
-  let entries: string[];
-  try {
-    entries = await readdir(hookPath);
-  } catch {
-    return { hookPath, library: null, preload: null };
-  }
-  const versioned = entries
-    .filter((name) => /^libvgpu\.so\.\d+(\.\d+)*$/.test(name))
-    .sort((a, b) => compareVersions(a.slice('libvgpu.so.'.length), b.slice('libvgpu.so.'.length)));
-  const library = versioned.at(-1) ?? (entries.includes('libvgpu.so') ? 'libvgpu.so' : undefined);
-  return {
-    hookPath,
-    library: library ? path.join(hookPath, library) : null,
-    preload: entries.includes('ld.so.preload') ? path.join(hookPath, 'ld.so.preload') : null,
-  };
-}
-
-function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
+export const HAMI_LOCK_DIR = '/tmp/vgpulock';
 
 /** The part that needs no host: env values for the slices, per GPU in NVIDIA_VISIBLE_DEVICES order. */
 export function splitLimitEnvs(devices: readonly AdvertisedDevice[]): Record<string, string> {
@@ -70,29 +45,33 @@ export function splitLimitEnvs(devices: readonly AdvertisedDevice[]): Record<str
   return envs;
 }
 
-/** Container paths, mirroring HAMi so images built for HAMi-core work unchanged. */
-function containerPaths(hookPath: string) {
-  const dir = path.posix.join(hookPath, 'vgpu');
-  return { dir, library: path.posix.join(dir, 'libvgpu.so'), lock: '/tmp/vgpulock' };
-}
-
 export class SplitAllocator {
-  /** Built when a config with split resources is applied: that is when the missing library is reported. */
+  readonly enforced: boolean;
+  private readonly libraryPaths: readonly string[];
+
+  /** Built when a config with split resources is applied: that is when problems are reported. */
   constructor(
-    private readonly hook: HookLibrary,
-    logger: Logger,
+    private readonly host: HamiCoreHost,
+    private readonly logger: Logger,
+    /** host path of the lock directory; only tests change it */
+    private readonly lockDir = HAMI_LOCK_DIR,
   ) {
+    this.enforced = limitsEnforced(host);
+    const plan = preloadPlan(host);
+    this.libraryPaths = plan.libraryPaths;
     if (!this.enforced) {
       logger.warn(
-        { hookPath: hook.hookPath, library: hook.library, preload: hook.preload },
-        'HAMi-core (libvgpu.so and ld.so.preload) not found under split.hookPath: slices are advertised ' +
-          'but their memory and compute limits are NOT enforced (see vgpu_agent_split_limits_enforced)',
+        { hookPath: host.hookPath, preload: host.preload, library: host.library },
+        `split slices are advertised but their memory and compute limits are NOT enforced ` +
+          `(vgpu_agent_split_limits_enforced 0): ${enforcementProblem(host)}. To fix: ${installAdvice(host.hookPath)}`,
+      );
+    } else if (plan.otherEntries.length > 0) {
+      logger.warn(
+        { preload: host.preload, otherEntries: plan.otherEntries },
+        `${host.preload!.file} also names ${plan.otherEntries.join(' ')}: it is mounted as /etc/ld.so.preload, ` +
+          'so every split container image must have those files or ld.so prints an error in each process',
       );
     }
-  }
-
-  get enforced(): boolean {
-    return this.hook.library !== null && this.hook.preload !== null;
   }
 
   /** Adds the HAMi-core env and mounts to a response; creates the container's cache directory. */
@@ -101,25 +80,66 @@ export class SplitAllocator {
     response: ContainerAllocateResponse,
     resource: string,
   ): Promise<void> {
-    const inContainer = containerPaths(this.hook.hookPath);
-    const allocation = randomUUID();
     response.envs = { ...response.envs, ...splitLimitEnvs(devices) };
-    response.envs.CUDA_DEVICE_MEMORY_SHARED_CACHE = path.posix.join(inContainer.dir, `${allocation}.cache`);
+    // Without HAMi-core nothing is mounted: a preload file naming a missing library breaks every process.
     if (!this.enforced) return;
-    // One host directory per container: HAMi-core's shared region lives there, visible to the monitor.
-    const hostDir = path.join(this.hook.hookPath, 'containers', allocation);
+    const allocation = randomUUID();
+    const hostDir = await this.createContainerDir(allocation, resource, devices);
+    await this.ensureLockDir();
+    response.envs.CUDA_DEVICE_MEMORY_SHARED_CACHE = path.posix.join(
+      this.host.hookPath,
+      `${allocation}.cache`,
+    );
+    response.mounts = [...(response.mounts ?? []), ...this.mounts(hostDir)];
+  }
+
+  /**
+   * Parents before children: the library usually lies inside the hookPath directory mount (HAMi's
+   * layout), and runtimes mount in order, creating the library's mount point in the host directory.
+   */
+  private mounts(hostDir: string): Mount[] {
+    return [
+      { container_path: this.host.hookPath, host_path: hostDir, read_only: false },
+      ...this.libraryPaths.map((at) => ({
+        container_path: at,
+        host_path: this.host.library!,
+        read_only: true,
+      })),
+      { container_path: '/etc/ld.so.preload', host_path: this.host.preload!.file, read_only: true },
+      { container_path: HAMI_LOCK_DIR, host_path: this.lockDir, read_only: false },
+    ];
+  }
+
+  /** One host directory per container: HAMi-core's shared region lives there, visible to the monitor. */
+  private async createContainerDir(
+    allocation: string,
+    resource: string,
+    devices: readonly AdvertisedDevice[],
+  ): Promise<string> {
+    const hostDir = path.join(this.host.hookPath, 'containers', allocation);
     await mkdir(hostDir, { recursive: true });
     await chmod(hostDir, 0o777); // the container's user, whoever it is, writes its cache file here
     await writeFile(
       path.join(hostDir, 'allocation.json'),
       `${JSON.stringify({ resource, deviceIds: devices.map((d) => d.id), allocatedAt: new Date().toISOString() })}\n`,
     );
-    const mounts: Mount[] = [
-      { container_path: inContainer.dir, host_path: hostDir, read_only: false },
-      { container_path: inContainer.library, host_path: this.hook.library!, read_only: true },
-      { container_path: '/etc/ld.so.preload', host_path: this.hook.preload!, read_only: true },
-      { container_path: inContainer.lock, host_path: inContainer.lock, read_only: false },
-    ];
-    response.mounts = [...(response.mounts ?? []), ...mounts];
+    return hostDir;
+  }
+
+  /**
+   * Re-created on every Allocate (a /tmp cleaner may have removed it) and opened to every user: a
+   * runtime that creates a missing mount source makes it root-only, and non-root containers then
+   * cannot lock.
+   */
+  private async ensureLockDir(): Promise<void> {
+    try {
+      await mkdir(this.lockDir, { recursive: true });
+      await chmod(this.lockDir, 0o777);
+    } catch (err) {
+      this.logger.warn(
+        { err, dir: this.lockDir },
+        'cannot prepare HAMi-core lock directory for split containers',
+      );
+    }
   }
 }

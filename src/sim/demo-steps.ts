@@ -14,6 +14,7 @@ import { formatInventory } from '../devices/format-inventory.js';
 import type { Gpu } from '../devices/inventory-types.js';
 import { GPU_RESOURCE } from '../devices/mig-strategy.js';
 import type { PluginAgent } from '../plugin/agent.js';
+import { describeEnforcement, detectHamiCore } from '../plugin/hami-core-host.js';
 import type { ConfigMapVolume } from './configmap-volume.js';
 import { connectedResources, describeDevice, describeResources, freeDevices } from './demo-view.js';
 import type { KubeletSimulator, KubeletState } from './kubelet.js';
@@ -124,13 +125,14 @@ const splitStep: DemoStep = {
     const { state } = await editConfig(ctx, splitConfig(ctx));
     for (const line of describeResources(state)) ctx.say(`   ${line}`);
     await admitPod(ctx, GPU_RESOURCE, 1);
-    saySplitEnforcement(ctx);
+    await saySplitEnforcement(ctx);
   },
 };
 
-/** Whether the slice limits hold on this node. */
-function saySplitEnforcement(ctx: DemoContext): void {
-  ctx.say('   (HAMi-core is not installed on this simulated node, so the limits are set but not enforced;');
+/** Whether the slice limits would hold on this node, and why not: what the agent itself checks. */
+async function saySplitEnforcement(ctx: DemoContext): Promise<void> {
+  const host = await detectHamiCore(hookPathOf(ctx));
+  ctx.say(`   (${describeEnforcement(host)};`);
   ctx.say('    the agent says so in its log and in vgpu_agent_split_limits_enforced)');
 }
 
@@ -203,11 +205,15 @@ function timeSlicingConfig(ctx: DemoContext): string {
   return configText(ctx, timeSlicingYaml(advertisedNames(ctx), REPLICAS));
 }
 
+/** The simulated node has no HAMi-core: the demo shows what the agent says about that. */
+function hookPathOf(ctx: DemoContext): string {
+  return path.join(ctx.node.dir, 'hami-core');
+}
+
 function splitConfig(ctx: DemoContext): string {
-  const hookPath = path.join(ctx.node.dir, 'hami-core');
   return configText(
     ctx,
-    `sharing:\n  split:\n    hookPath: ${hookPath}\n    resources:\n      - name: ${GPU_RESOURCE}\n        count: 2\n`,
+    `sharing:\n  split:\n    hookPath: ${hookPathOf(ctx)}\n    resources:\n      - name: ${GPU_RESOURCE}\n        count: 2\n`,
   );
 }
 

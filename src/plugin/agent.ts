@@ -15,6 +15,7 @@ import type { HostPaths } from '../devices/sysfs.js';
 import { StatusServer } from '../http/status-server.js';
 import { Nvml } from '../nvml/nvml.js';
 import { allocateSettingsFrom } from './allocate-settings.js';
+import { routeGrpcLogs } from './grpc-log.js';
 import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
 import { TopologyScores } from './preferred-allocation.js';
@@ -67,6 +68,7 @@ export class PluginAgent {
 
   static async start(options: PluginAgentOptions): Promise<PluginAgent> {
     const { logger } = options;
+    routeGrpcLogs(logger);
     const metrics = new PluginMetrics();
     const nvml = await Nvml.open({
       libraryPath: options.nvmlLibrary,
@@ -138,9 +140,10 @@ export class PluginAgent {
     return this.statusServer?.port;
   }
 
-  /** null when every resource is registered with kubelet. */
+  /** null when every resource is registered with kubelet and kubelet has its devices. */
   notReadyReason(): string | null {
-    return this.manager.ready ? null : 'waiting for kubelet registration of every resource';
+    const reasons = this.manager.notReadyReasons();
+    return reasons.length === 0 ? null : reasons.join('; ');
   }
 
   /** Why `config` cannot apply to this node (empty when it can). */

@@ -40,6 +40,7 @@ export interface PluginAgentOptions {
     retryInitialMs?: number;
     retryMaxMs?: number;
     watchPollIntervalMs?: number;
+    connectionIdleMs?: number;
     healthProbeIntervalMs?: number;
     eventWaitTimeoutMs?: number;
   };
@@ -109,6 +110,7 @@ export class PluginAgent {
         retryInitialMs: options.tuning?.retryInitialMs,
         retryMaxMs: options.tuning?.retryMaxMs,
         watchPollIntervalMs: options.tuning?.watchPollIntervalMs,
+        connectionIdleMs: options.tuning?.connectionIdleMs,
       });
       const agent = new PluginAgent(options, metrics, nvml, inventory, health, manager, options.config);
       logResources(logger, built.resources);

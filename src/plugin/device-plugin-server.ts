@@ -37,7 +37,16 @@ export interface DevicePluginServerOptions {
   /** first and longest pause between registration attempts */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /** connections carrying no call for this long are closed (default CONNECTION_IDLE_MS) */
+  connectionIdleMs?: number;
 }
+
+/**
+ * Connections without a call for this long are closed. Kubelet's own connection always carries its
+ * ListAndWatch stream; this reaps the others, among them those Node's http2 leaves open for good after
+ * a protocol error in the peer's frames (one file descriptor each; docs/design.md).
+ */
+const CONNECTION_IDLE_MS = 30_000;
 
 /** Serving is impossible until kubelet (or someone) re-creates the device plugin directory. */
 export class PluginDirectoryMissingError extends Error {
@@ -160,7 +169,9 @@ export class DevicePluginServer {
       );
     }
     await rm(this.socketPath, { force: true });
-    const server = new grpc.Server();
+    const server = new grpc.Server({
+      'grpc.max_connection_idle_ms': this.options.connectionIdleMs ?? CONNECTION_IDLE_MS,
+    });
     server.addService(devicePluginService, this.handlers());
     try {
       await new Promise<void>((resolve, reject) =>

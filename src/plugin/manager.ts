@@ -21,6 +21,7 @@ export interface PluginManagerOptions {
   retryInitialMs?: number;
   retryMaxMs?: number;
   watchPollIntervalMs?: number;
+  connectionIdleMs?: number;
 }
 
 const RESTART_RETRY_INITIAL_MS = 500;
@@ -136,6 +137,7 @@ export class PluginManager {
         registerTimeoutMs: this.options.registerTimeoutMs,
         retryInitialMs: this.options.retryInitialMs,
         retryMaxMs: this.options.retryMaxMs,
+        connectionIdleMs: this.options.connectionIdleMs,
       });
       this.entries.set(name, { resource, server });
       this.options.logger.info(

@@ -41,6 +41,9 @@ export interface DevicePluginServerOptions {
   connectionIdleMs?: number;
 }
 
+/** kubelet's limit on one received gRPC message (grpc-go's default): a larger list never arrives. */
+export const KUBELET_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
 /**
  * Connections without a call for this long are closed. Kubelet's own connection always carries its
  * ListAndWatch stream; this reaps the others, among them those Node's http2 leaves open for good after
@@ -65,6 +68,10 @@ export class DevicePluginServer {
   private state: State = 'stopped';
   private readonly streams = new Set<ListAndWatchStream>();
   private lastSent = '';
+  /** bumped on every new device list, so a late write callback cannot vouch for a newer list */
+  private listVersion = 0;
+  /** why kubelet may lack the current list (a failed send); null when nothing failed since */
+  private undelivered: string | null = null;
   /** restarts and stops run one at a time */
   private lifecycle: Promise<void> = Promise.resolve();
 
@@ -92,9 +99,10 @@ export class DevicePluginServer {
     return this.state === 'serving';
   }
 
-  /** Why kubelet may not have this resource's devices; null when it has them. */
+  /** Why kubelet may not have this resource's current devices; null when it has them. */
   notReadyReason(): string | null {
-    return this.registered ? null : `${this.resourceName}: not registered with kubelet`;
+    if (!this.registered) return `${this.resourceName}: not registered with kubelet`;
+    return this.undelivered && `${this.resourceName}: ${this.undelivered}`;
   }
 
   /** Serves, then registers in the background. Resolves once the socket accepts connections. */
@@ -212,11 +220,35 @@ export class DevicePluginServer {
 
   private newList(serialized: string, devices: Device[]): void {
     this.lastSent = serialized;
+    this.listVersion++;
+    this.undelivered = null;
     this.recordDeviceGauge(devices);
   }
 
+  /**
+   * Writes the list on one stream. A list over kubelet's message limit is not sent (kubelet would
+   * drop the stream and keep no devices): it is logged, counted, and readiness reports it.
+   */
   private send(stream: ListAndWatchStream, devices: Device[]): void {
-    stream.write({ devices });
+    const message = { devices };
+    const bytes = devicePluginService.ListAndWatch.responseSerialize(message).length;
+    if (bytes > KUBELET_MAX_MESSAGE_BYTES) {
+      const reason =
+        `device list of ${bytes} bytes (${devices.length} devices) exceeds kubelet's gRPC message ` +
+        `limit of ${KUBELET_MAX_MESSAGE_BYTES} bytes: kubelet does not have it`;
+      this.deliveryFailed('too_large', new Error(reason));
+      return;
+    }
+    const version = this.listVersion;
+    stream.write(message, () => {
+      if (version === this.listVersion) this.undelivered = null;
+    });
+  }
+
+  private deliveryFailed(reason: 'too_large' | 'stream_error', err: Error): void {
+    this.undelivered = err.message;
+    this.options.metrics.listAndWatchFailures.inc({ resource: this.resourceName, reason });
+    this.logger.error({ err }, 'ListAndWatch: device list not delivered to kubelet');
   }
 
   private recordDeviceGauge(devices: Device[]): void {
@@ -245,8 +277,10 @@ export class DevicePluginServer {
     call.on('cancelled', forget);
     call.on('close', forget);
     call.on('error', (err: Error) => {
+      const open = this.streams.has(call);
       forget();
-      this.logger.debug({ err }, 'ListAndWatch stream error');
+      // Kubelet going away ends the stream without an error; an error here lost a write.
+      if (open) this.deliveryFailed('stream_error', err);
     });
     const devices = this.options.handler.listDevices();
     this.newList(JSON.stringify(devices), devices);

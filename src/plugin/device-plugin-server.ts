@@ -21,7 +21,7 @@ import {
   unixTarget,
 } from './proto.js';
 import { KubeletRegistration } from './registration.js';
-import { RequestError } from './request-error.js';
+import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
 import { directoryId, socketId } from './socket-id.js';
 import { socketNameFor } from './socket-name.js';
@@ -322,7 +322,11 @@ export class DevicePluginServer {
       (err: unknown) => {
         const error = toServiceError(err);
         observe(grpc.status[error.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
-        const devices = request.container_requests.map((r) => r.devices_ids);
+        // A RequestError names the devices it refuses; other errors get the request's IDs, once.
+        const devices =
+          err instanceof RequestError
+            ? undefined
+            : request.container_requests.map((r) => describeIds(r.devices_ids));
         this.logger.warn({ devices, err: error.details }, 'Allocate refused');
         callback(error);
       },

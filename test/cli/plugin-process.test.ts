@@ -200,7 +200,9 @@ describe('vgpu-agent plugin (process)', () => {
       },
     );
     await expect
-      .poll(() => run.lines.some((l) => String(l.msg).includes('failOnInitError=false: idling')))
+      .poll(() => run.lines.some((l) => String(l.msg).includes('failOnInitError=false: idling')), {
+        timeout: 10_000,
+      })
       .toBe(true);
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);

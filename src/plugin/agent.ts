@@ -16,6 +16,7 @@ import { StatusServer } from '../http/status-server.js';
 import { Nvml } from '../nvml/nvml.js';
 import { allocateSettingsFrom } from './allocate-settings.js';
 import { detectHamiCore } from './hami-core-host.js';
+import { routeGrpcLogs } from './grpc-log.js';
 import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
 import { TopologyScores } from './preferred-allocation.js';
@@ -40,6 +41,7 @@ export interface PluginAgentOptions {
     retryInitialMs?: number;
     retryMaxMs?: number;
     watchPollIntervalMs?: number;
+    connectionIdleMs?: number;
     healthProbeIntervalMs?: number;
     eventWaitTimeoutMs?: number;
   };
@@ -68,6 +70,7 @@ export class PluginAgent {
 
   static async start(options: PluginAgentOptions): Promise<PluginAgent> {
     const { logger } = options;
+    routeGrpcLogs(logger);
     const metrics = new PluginMetrics();
     const nvml = await Nvml.open({
       libraryPath: options.nvmlLibrary,
@@ -108,6 +111,7 @@ export class PluginAgent {
         retryInitialMs: options.tuning?.retryInitialMs,
         retryMaxMs: options.tuning?.retryMaxMs,
         watchPollIntervalMs: options.tuning?.watchPollIntervalMs,
+        connectionIdleMs: options.tuning?.connectionIdleMs,
       });
       const agent = new PluginAgent(options, metrics, nvml, inventory, health, manager, options.config);
       logResources(logger, built.resources);
@@ -139,9 +143,10 @@ export class PluginAgent {
     return this.statusServer?.port;
   }
 
-  /** null when every resource is registered with kubelet. */
+  /** null when every resource is registered with kubelet and kubelet has its devices. */
   notReadyReason(): string | null {
-    return this.manager.ready ? null : 'waiting for kubelet registration of every resource';
+    const reasons = this.manager.notReadyReasons();
+    return reasons.length === 0 ? null : reasons.join('; ');
   }
 
   /** Why `config` cannot apply to this node (empty when it can). */

@@ -1,8 +1,8 @@
 /**
  * One kubelet device plugin: a gRPC server on its own Unix socket for one resource name, registered
- * with kubelet. Serve first, then register (kubelet dials back inside Register). A restart unlinks
- * the socket and uses a fresh grpc.Server: grpc-js neither unlinks stale sockets nor recovers a
- * Server whose bind failed. Registration retries with backoff forever: kubelet may be away.
+ * with kubelet by a KubeletRegistration (registration.ts). Serve first, then register (kubelet dials
+ * back inside Register). A restart unlinks the socket and uses a fresh grpc.Server: grpc-js neither
+ * unlinks stale sockets nor recovers a Server whose bind failed.
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,18 +10,20 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { PluginMetrics } from './metrics.js';
 import {
+  type AllocateRequest__Output,
+  type AllocateResponse,
   type Device,
   type DevicePluginHandlers,
   devicePluginService,
-  KUBELET_API_VERSION,
-  KUBELET_SOCKET_NAME,
   type ListAndWatchResponse,
-  RegistrationClient,
+  type PreferredAllocationRequest__Output,
+  type PreferredAllocationResponse,
   unixTarget,
 } from './proto.js';
-import { RequestError } from './request-error.js';
+import { KubeletRegistration } from './registration.js';
+import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
-import { socketId } from './socket-id.js';
+import { directoryId, socketId } from './socket-id.js';
 import { socketNameFor } from './socket-name.js';
 
 export interface DevicePluginServerOptions {
@@ -35,44 +37,72 @@ export interface DevicePluginServerOptions {
   /** first and longest pause between registration attempts */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /** connections carrying no call for this long are closed (default CONNECTION_IDLE_MS) */
+  connectionIdleMs?: number;
+}
+
+/** kubelet's limit on one received gRPC message (grpc-go's default): a larger list never arrives. */
+export const KUBELET_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Connections without a call for this long are closed. Kubelet's own connection always carries its
+ * ListAndWatch stream; this reaps the others, among them those Node's http2 leaves open for good after
+ * a protocol error in the peer's frames (one file descriptor each; docs/design.md).
+ */
+const CONNECTION_IDLE_MS = 30_000;
+
+/** Serving is impossible until kubelet (or someone) re-creates the device plugin directory. */
+export class PluginDirectoryMissingError extends Error {
+  override readonly name = 'PluginDirectoryMissingError';
 }
 
 type State = 'stopped' | 'starting' | 'serving' | 'stopping';
+type ListAndWatchStream = grpc.ServerWritableStream<unknown, ListAndWatchResponse>;
 
 export class DevicePluginServer {
   readonly resourceName: string;
   readonly socketPath: string;
-  private readonly kubeletSocketPath: string;
+  private readonly logger: Logger;
+  private readonly registration: KubeletRegistration;
   private server: grpc.Server | undefined;
   private state: State = 'stopped';
-  private isRegistered = false;
-  /** bumped on every (re)start and stop so a stale registration loop knows to quit */
-  private generation = 0;
-  private wakeRegistration: (() => void) | undefined;
-  /** identity of the kubelet.sock our current registration went to */
-  private registeredWith: string | null = null;
-  private registrationClient: InstanceType<typeof RegistrationClient> | undefined;
-  /** a registration loop is running (attempting or backing off) */
-  private registering = false;
-  /** skip the next backoff: kubelet just came back */
-  private hurry = false;
-  private readonly streams = new Set<grpc.ServerWritableStream<unknown, ListAndWatchResponse>>();
+  private readonly streams = new Set<ListAndWatchStream>();
   private lastSent = '';
+  /** bumped on every new device list, so a late write callback cannot vouch for a newer list */
+  private listVersion = 0;
+  /** why kubelet may lack the current list (a failed send); null when nothing failed since */
+  private undelivered: string | null = null;
   /** restarts and stops run one at a time */
   private lifecycle: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: DevicePluginServerOptions) {
     this.resourceName = options.handler.resourceName;
     this.socketPath = path.join(options.pluginDir, socketNameFor(this.resourceName));
-    this.kubeletSocketPath = path.join(options.pluginDir, KUBELET_SOCKET_NAME);
+    this.logger = options.logger.child({ resource: this.resourceName });
+    this.registration = new KubeletRegistration({
+      pluginDir: options.pluginDir,
+      endpoint: path.basename(this.socketPath),
+      resourceName: this.resourceName,
+      logger: this.logger,
+      metrics: options.metrics,
+      registerTimeoutMs: options.registerTimeoutMs,
+      retryInitialMs: options.retryInitialMs,
+      retryMaxMs: options.retryMaxMs,
+    });
   }
 
   get registered(): boolean {
-    return this.isRegistered && this.state === 'serving';
+    return this.registration.registered && this.state === 'serving';
   }
 
   get serving(): boolean {
     return this.state === 'serving';
+  }
+
+  /** Why kubelet may not have this resource's current devices; null when it has them. */
+  notReadyReason(): string | null {
+    if (!this.registered) return `${this.resourceName}: not registered with kubelet`;
+    return this.undelivered && `${this.resourceName}: ${this.undelivered}`;
   }
 
   /** Serves, then registers in the background. Resolves once the socket accepts connections. */
@@ -83,40 +113,29 @@ export class DevicePluginServer {
   /** Fresh server on a fresh socket, then registration again (kubelet restarted, socket removed). */
   restart(reason: string): Promise<void> {
     return this.enqueue(async () => {
-      this.options.logger.info({ resource: this.resourceName, reason }, 'restarting device plugin server');
+      this.logger.info({ reason }, 'restarting device plugin server');
       await this.shutdown();
       await this.serveAndRegister();
     });
   }
 
+  /** Stops serving; a Register in flight is cancelled, not waited for. */
   stop(): Promise<void> {
-    return this.enqueue(async () => {
-      await this.shutdown();
-      this.registrationClient?.close();
-      this.registrationClient = undefined;
-    });
+    return this.enqueue(() => this.shutdown());
   }
 
   /**
-   * A new kubelet.sock appeared. Serving on a live socket: register with the new kubelet (or hurry a
-   * pending attempt); already registered with that very kubelet: nothing to do; socket gone: restart.
+   * A new kubelet.sock appeared. Serving on a live socket: register with the new kubelet (or wake
+   * the registration under way); already registered with that very kubelet: nothing to do; not
+   * serving or socket gone: serve again.
    */
   kubeletRestarted(kubeletSocketId: string): Promise<void> {
     return this.enqueue(async () => {
       if (this.state === 'serving' && (await socketId(this.socketPath)) !== null) {
-        if (this.isRegistered && this.registeredWith === kubeletSocketId) return;
-        if (this.registering) {
-          // The running loop will reach the new kubelet: now if it is backing off, or right after
-          // its attempt in flight if that one went to the old socket.
-          this.hurry = true;
-          this.wakeRegistration?.();
-          return;
-        }
-        this.setRegistered(false);
-        void this.registerLoop(++this.generation);
+        this.registration.ensure(kubeletSocketId);
         return;
       }
-      this.options.logger.info({ resource: this.resourceName }, 'kubelet restarted: serving again');
+      this.logger.info('kubelet restarted: serving again');
       await this.shutdown();
       await this.serveAndRegister();
     });
@@ -127,9 +146,8 @@ export class DevicePluginServer {
     const devices = this.options.handler.listDevices();
     const serialized = JSON.stringify(devices);
     if (serialized === this.lastSent) return;
-    this.lastSent = serialized;
-    this.recordDeviceGauge(devices);
-    for (const stream of this.streams) stream.write({ devices });
+    this.newList(serialized, devices);
+    for (const stream of this.streams) this.send(stream, devices);
   }
 
   private enqueue(step: () => Promise<void>): Promise<void> {
@@ -140,9 +158,28 @@ export class DevicePluginServer {
 
   private async serveAndRegister(): Promise<void> {
     this.state = 'starting';
-    const generation = ++this.generation;
+    try {
+      this.server = await this.serve();
+    } catch (err) {
+      this.state = 'stopped';
+      throw err;
+    }
+    this.state = 'serving';
+    this.logger.info({ socket: this.socketPath }, 'serving device plugin');
+    this.registration.ensure();
+  }
+
+  private async serve(): Promise<grpc.Server> {
+    // Binding in a missing directory fails as "permission denied": say what is really wrong.
+    if ((await directoryId(this.options.pluginDir)) === null) {
+      throw new PluginDirectoryMissingError(
+        `cannot serve ${this.resourceName}: device plugin directory ${this.options.pluginDir} does not exist`,
+      );
+    }
     await rm(this.socketPath, { force: true });
-    const server = new grpc.Server();
+    const server = new grpc.Server({
+      'grpc.max_connection_idle_ms': this.options.connectionIdleMs ?? CONNECTION_IDLE_MS,
+    });
     server.addService(devicePluginService, this.handlers());
     try {
       await new Promise<void>((resolve, reject) =>
@@ -152,23 +189,13 @@ export class DevicePluginServer {
       );
     } catch (err) {
       server.forceShutdown();
-      this.state = 'stopped';
       throw new Error(`cannot serve ${this.resourceName} on ${this.socketPath}: ${(err as Error).message}`);
     }
-    this.server = server;
-    this.state = 'serving';
-    this.options.logger.info(
-      { resource: this.resourceName, socket: this.socketPath },
-      'serving device plugin',
-    );
-    void this.registerLoop(generation);
+    return server;
   }
 
   private async shutdown(): Promise<void> {
-    this.generation++;
-    this.registering = false;
-    this.wakeRegistration?.();
-    this.setRegistered(false);
+    await this.registration.stop();
     if (this.state === 'stopped') return;
     this.state = 'stopping';
     for (const stream of this.streams) stream.end();
@@ -191,100 +218,37 @@ export class DevicePluginServer {
     this.state = 'stopped';
   }
 
-  private async registerLoop(generation: number): Promise<void> {
-    const initial = this.options.retryInitialMs ?? 250;
-    const max = this.options.retryMaxMs ?? 5000;
-    this.registering = true;
-    this.hurry = false;
-    try {
-      await this.registerUntilDone(generation, initial, max);
-    } finally {
-      if (generation === this.generation) this.registering = false;
-    }
+  private newList(serialized: string, devices: Device[]): void {
+    this.lastSent = serialized;
+    this.listVersion++;
+    this.undelivered = null;
+    this.recordDeviceGauge(devices);
   }
 
-  private async registerUntilDone(generation: number, initial: number, max: number): Promise<void> {
-    let delay = initial;
-    let attempt = 0;
-    while (generation === this.generation) {
-      attempt++;
-      try {
-        const kubelet = await socketId(this.kubeletSocketPath);
-        await this.registerOnce();
-        if (generation !== this.generation) return;
-        this.registeredWith = kubelet;
-        this.setRegistered(true);
-        this.options.metrics.registrations.inc({ resource: this.resourceName, result: 'ok' });
-        this.options.logger.info(
-          { resource: this.resourceName, endpoint: path.basename(this.socketPath), attempt },
-          'registered with kubelet',
-        );
-        return;
-      } catch (err) {
-        if (generation !== this.generation) return;
-        this.options.metrics.registrations.inc({ resource: this.resourceName, result: 'error' });
-        const log = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
-        this.options.logger[log](
-          {
-            resource: this.resourceName,
-            kubeletSocket: this.kubeletSocketPath,
-            attempt,
-            retryInMs: delay,
-            err: (err as Error).message,
-          },
-          'registration with kubelet failed; retrying',
-        );
-      }
-      if (this.hurry) {
-        this.hurry = false;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.wakeRegistration = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeRegistration = undefined;
-      delay = Math.min(delay * 2, max);
+  /**
+   * Writes the list on one stream. A list over kubelet's message limit is not sent (kubelet would
+   * drop the stream and keep no devices): it is logged, counted, and readiness reports it.
+   */
+  private send(stream: ListAndWatchStream, devices: Device[]): void {
+    const message = { devices };
+    const bytes = devicePluginService.ListAndWatch.responseSerialize(message).length;
+    if (bytes > KUBELET_MAX_MESSAGE_BYTES) {
+      const reason =
+        `device list of ${bytes} bytes (${devices.length} devices) exceeds kubelet's gRPC message ` +
+        `limit of ${KUBELET_MAX_MESSAGE_BYTES} bytes: kubelet does not have it`;
+      this.deliveryFailed('too_large', new Error(reason));
+      return;
     }
-  }
-
-  private registerOnce(): Promise<void> {
-    // One long-lived client: grpc-js keeps reconnecting the subchannel of a *closed* client that was
-    // in backoff, so a fresh client per failed attempt leaks a connection each once kubelet is back.
-    // A short reconnect backoff lets this one reach a restarted kubelet within ~100 ms.
-    this.registrationClient ??= new RegistrationClient(
-      unixTarget(this.kubeletSocketPath),
-      grpc.credentials.createInsecure(),
-      {
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1000,
-      },
-    );
-    const client = this.registrationClient;
-    const deadline = Date.now() + (this.options.registerTimeoutMs ?? 5000);
-    return new Promise<void>((resolve, reject) => {
-      client.Register(
-        {
-          version: KUBELET_API_VERSION,
-          endpoint: path.basename(this.socketPath),
-          resource_name: this.resourceName,
-          options: { pre_start_required: false, get_preferred_allocation_available: true },
-        },
-        { deadline },
-        (err) => {
-          if (err) reject(err);
-          else resolve();
-        },
-      );
+    const version = this.listVersion;
+    stream.write(message, () => {
+      if (version === this.listVersion) this.undelivered = null;
     });
   }
 
-  private setRegistered(value: boolean): void {
-    this.isRegistered = value;
-    this.options.metrics.registered.set({ resource: this.resourceName }, value ? 1 : 0);
+  private deliveryFailed(reason: 'too_large' | 'stream_error', err: Error): void {
+    this.undelivered = err.message;
+    this.options.metrics.listAndWatchFailures.inc({ resource: this.resourceName, reason });
+    this.logger.error({ err }, 'ListAndWatch: device list not delivered to kubelet');
   }
 
   private recordDeviceGauge(devices: Device[]): void {
@@ -297,86 +261,91 @@ export class DevicePluginServer {
   }
 
   private handlers(): DevicePluginHandlers {
-    const { handler, logger, metrics } = this.options;
-    const resource = this.resourceName;
     return {
       GetDevicePluginOptions: (_call, callback) =>
         callback(null, { pre_start_required: false, get_preferred_allocation_available: true }),
-
-      ListAndWatch: (call) => {
-        this.streams.add(call);
-        const forget = () => this.streams.delete(call);
-        call.on('cancelled', forget);
-        call.on('close', forget);
-        call.on('error', (err) => {
-          forget();
-          logger.debug({ resource, err: err.message }, 'ListAndWatch stream error');
-        });
-        const devices = handler.listDevices();
-        this.lastSent = JSON.stringify(devices);
-        this.recordDeviceGauge(devices);
-        call.write({ devices });
-        logger.info({ resource, devices: devices.length }, 'kubelet opened ListAndWatch');
-      },
-
-      GetPreferredAllocation: (call, callback) => {
-        try {
-          const container_responses = call.request.container_requests.map((request) => ({
-            deviceIDs: handler.preferredAllocation(
-              request.available_deviceIDs,
-              request.must_include_deviceIDs,
-              request.allocation_size,
-            ),
-          }));
-          callback(null, { container_responses });
-        } catch (err) {
-          callback(toServiceError(err));
-        }
-      },
-
-      Allocate: (call, callback) => {
-        const started = process.hrtime.bigint();
-        const requests = call.request.container_requests;
-        const answer = async () => {
-          if (requests.length === 0) {
-            throw new RequestError(
-              grpc.status.INVALID_ARGUMENT,
-              'Allocate request has no container requests',
-            );
-          }
-          // Kubelet sends one container per call; answer every one given, in order.
-          const container_responses = [];
-          for (const request of requests) {
-            const response = await handler.allocate(request.devices_ids);
-            logger.info({ resource, devices: request.devices_ids, envs: response.envs }, 'Allocate');
-            container_responses.push(response);
-          }
-          return { container_responses };
-        };
-        const observe = (result: string) => {
-          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-          metrics.allocations.inc({ resource, result });
-          metrics.allocateDuration.observe({ resource, result }, seconds);
-        };
-        answer().then(
-          (response) => {
-            observe('ok');
-            callback(null, response);
-          },
-          (err: unknown) => {
-            const error = toServiceError(err);
-            observe(grpc.status[error.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
-            logger.warn(
-              { resource, devices: requests.map((r) => r.devices_ids), err: error.details },
-              'Allocate refused',
-            );
-            callback(error);
-          },
-        );
-      },
-
+      ListAndWatch: (call) => this.listAndWatch(call),
+      GetPreferredAllocation: (call, callback) => this.preferredAllocation(call.request, callback),
+      Allocate: (call, callback) => this.allocate(call.request, callback),
       PreStartContainer: (_call, callback) => callback(null, {}),
     };
+  }
+
+  private listAndWatch(call: ListAndWatchStream): void {
+    this.streams.add(call);
+    const forget = () => this.streams.delete(call);
+    call.on('cancelled', forget);
+    call.on('close', forget);
+    call.on('error', (err: Error) => {
+      const open = this.streams.has(call);
+      forget();
+      // Kubelet going away ends the stream without an error; an error here lost a write.
+      if (open) this.deliveryFailed('stream_error', err);
+    });
+    const devices = this.options.handler.listDevices();
+    this.newList(JSON.stringify(devices), devices);
+    this.send(call, devices);
+    this.logger.info({ devices: devices.length }, 'kubelet opened ListAndWatch');
+  }
+
+  private preferredAllocation(
+    request: PreferredAllocationRequest__Output,
+    callback: grpc.sendUnaryData<PreferredAllocationResponse>,
+  ): void {
+    const { handler } = this.options;
+    try {
+      const container_responses = request.container_requests.map((container) => ({
+        deviceIDs: handler.preferredAllocation(
+          container.available_deviceIDs,
+          container.must_include_deviceIDs,
+          container.allocation_size,
+        ),
+      }));
+      callback(null, { container_responses });
+    } catch (err) {
+      callback(toServiceError(err));
+    }
+  }
+
+  private allocate(request: AllocateRequest__Output, callback: grpc.sendUnaryData<AllocateResponse>): void {
+    const started = process.hrtime.bigint();
+    const observe = (result: string) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.options.metrics.allocations.inc({ resource: this.resourceName, result });
+      this.options.metrics.allocateDuration.observe({ resource: this.resourceName, result }, seconds);
+    };
+    this.answerAllocate(request).then(
+      (response) => {
+        observe('ok');
+        callback(null, response);
+      },
+      (err: unknown) => {
+        const error = toServiceError(err);
+        observe(grpc.status[error.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
+        // A RequestError names the devices it refuses; other errors get the request's IDs, once.
+        const devices =
+          err instanceof RequestError
+            ? undefined
+            : request.container_requests.map((r) => describeIds(r.devices_ids));
+        this.logger.warn({ devices, err: error.details }, 'Allocate refused');
+        callback(error);
+      },
+    );
+  }
+
+  private async answerAllocate(request: AllocateRequest__Output): Promise<AllocateResponse> {
+    const requests = request.container_requests;
+    if (requests.length === 0) {
+      throw new RequestError(grpc.status.INVALID_ARGUMENT, 'Allocate request has no container requests');
+    }
+    // Kubelet sends one container per call; answer every one given, in order.
+    const container_responses = [];
+    for (const container of requests) {
+      const response = await this.options.handler.allocate(container.devices_ids);
+      this.logger.info({ devices: container.devices_ids, envs: response.envs }, 'Allocate');
+      container_responses.push(response);
+    }
+    return { container_responses };
   }
 }
 

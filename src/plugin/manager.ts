@@ -5,10 +5,11 @@
  */
 import type { Logger } from 'pino';
 import type { ResourceSpec } from '../devices/resource-types.js';
-import { DevicePluginServer } from './device-plugin-server.js';
+import { DevicePluginServer, PluginDirectoryMissingError } from './device-plugin-server.js';
 import { KubeletWatcher } from './kubelet-watcher.js';
 import type { PluginMetrics } from './metrics.js';
 import { Resource, type ResourceContext } from './resource.js';
+import { socketId } from './socket-id.js';
 
 export interface PluginManagerOptions {
   pluginDir: string;
@@ -20,6 +21,7 @@ export interface PluginManagerOptions {
   retryInitialMs?: number;
   retryMaxMs?: number;
   watchPollIntervalMs?: number;
+  connectionIdleMs?: number;
 }
 
 const RESTART_RETRY_INITIAL_MS = 500;
@@ -53,10 +55,9 @@ export class PluginManager {
         options.metrics.kubeletRestarts.inc();
         for (const { server } of this.entries.values()) {
           server.kubeletRestarted(kubeletSocketId).catch((err: unknown) => {
-            options.logger.error(
-              { resource: server.resourceName, err: (err as Error).message },
-              'serving again failed',
-            );
+            // A missing directory was reported by the watcher; its re-creation brings kubelet.sock back.
+            if (err instanceof PluginDirectoryMissingError) return;
+            options.logger.error({ resource: server.resourceName, err }, 'serving again failed');
             return this.restartServer(server, 'kubelet restarted');
           });
         }
@@ -73,9 +74,14 @@ export class PluginManager {
     await this.apply(specs);
   }
 
-  /** Every resource is registered with kubelet (true when there is none to serve). */
+  /** Every resource is registered with kubelet and kubelet has its devices (true when there is none). */
   get ready(): boolean {
-    return [...this.entries.values()].every((e) => e.server.registered);
+    return this.notReadyReasons().length === 0;
+  }
+
+  /** Per resource not ready, why (not registered, or its device list did not reach kubelet). */
+  notReadyReasons(): string[] {
+    return [...this.entries.values()].flatMap((e) => e.server.notReadyReason() ?? []);
   }
 
   resourceNames(): string[] {
@@ -131,6 +137,7 @@ export class PluginManager {
         registerTimeoutMs: this.options.registerTimeoutMs,
         retryInitialMs: this.options.retryInitialMs,
         retryMaxMs: this.options.retryMaxMs,
+        connectionIdleMs: this.options.connectionIdleMs,
       });
       this.entries.set(name, { resource, server });
       this.options.logger.info(
@@ -148,9 +155,11 @@ export class PluginManager {
   }
 
   /**
-   * Restarts a server; when serving fails (a transient bind error, the directory briefly gone),
-   * tries again with backoff for as long as the resource is wanted. One chain per server: a socket
-   * event seen while a retry is pending joins it instead of starting another.
+   * Restarts a server; when serving fails (a transient bind error), tries again with backoff for as
+   * long as the resource is wanted and nothing else brought it back. One chain per server: a socket
+   * event seen while a retry is pending joins it instead of starting another. A missing directory
+   * ends the chain: the watcher has said so, and kubelet re-creating it (kubelet.sock included)
+   * serves again through kubeletRestarted.
    */
   private restartServer(server: DevicePluginServer, reason: string): Promise<void> {
     if (this.restarting.has(server)) return Promise.resolve();
@@ -160,11 +169,13 @@ export class PluginManager {
 
   private async restartWithRetry(server: DevicePluginServer, reason: string, attempt: number): Promise<void> {
     try {
-      await server.restart(reason);
+      // A kubelet restart may have brought the server back while this retry waited.
+      if (attempt === 0 || !(await this.servesOnLiveSocket(server))) await server.restart(reason);
       this.restarting.delete(server);
     } catch (err) {
-      if (this.stopped || ![...this.entries.values()].some((e) => e.server === server)) {
+      if (this.stopped || !this.isRunning(server) || err instanceof PluginDirectoryMissingError) {
         this.restarting.delete(server);
+        this.options.logger.debug({ resource: server.resourceName, err }, 'serving again stopped');
         return;
       }
       const retryInMs = Math.min(RESTART_RETRY_MAX_MS, RESTART_RETRY_INITIAL_MS * 2 ** attempt);
@@ -175,5 +186,13 @@ export class PluginManager {
       const timer = setTimeout(() => void this.restartWithRetry(server, reason, attempt + 1), retryInMs);
       timer.unref();
     }
+  }
+
+  private async servesOnLiveSocket(server: DevicePluginServer): Promise<boolean> {
+    return server.serving && (await socketId(server.socketPath)) !== null;
+  }
+
+  private isRunning(server: DevicePluginServer): boolean {
+    return [...this.entries.values()].some((e) => e.server === server);
   }
 }

@@ -41,6 +41,13 @@ export class PluginMetrics {
     registers: [this.registry],
   });
 
+  readonly listAndWatchFailures = new Counter({
+    name: 'vgpu_agent_list_and_watch_failures_total',
+    help: "Device lists kubelet did not get, by resource and reason (too_large: over kubelet's 4 MiB message limit; stream_error: the stream failed)",
+    labelNames: ['resource', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly kubeletRestarts = new Counter({
     name: 'vgpu_agent_kubelet_restarts_total',
     help: 'Kubelet restarts seen (kubelet.sock re-created)',

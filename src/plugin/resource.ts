@@ -14,7 +14,7 @@ import {
   type TopologyScores,
 } from './preferred-allocation.js';
 import { type ContainerAllocateResponse, type Device, HEALTHY, UNHEALTHY } from './proto.js';
-import { RequestError } from './request-error.js';
+import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
 import type { SplitAllocator } from './split-allocation.js';
 
@@ -86,14 +86,14 @@ export class Resource implements ResourceHandler {
     if (unknown.length > 0) {
       throw new RequestError(
         status.INVALID_ARGUMENT,
-        `invalid request: unknown device${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} for resource ${name}`,
+        `invalid request: unknown device${unknown.length > 1 ? 's' : ''} ${describeIds(unknown)} for resource ${name}`,
       );
     }
     const duplicates = ids.filter((id, i) => ids.indexOf(id) !== i);
     if (duplicates.length > 0) {
       throw new RequestError(
         status.INVALID_ARGUMENT,
-        `invalid request: device ${duplicates[0]} requested twice`,
+        `invalid request: device ${describeIds(duplicates.slice(0, 1))} requested twice`,
       );
     }
     if (this.spec.failRequestsGreaterThanOne && this.spec.sharing !== 'exclusive' && ids.length > 1) {
@@ -107,7 +107,7 @@ export class Resource implements ResourceHandler {
     if (unhealthy.length > 0) {
       throw new RequestError(
         status.FAILED_PRECONDITION,
-        `device ${unhealthy.map((d) => d.id).join(', ')} of ${name} is Unhealthy; kubelet should pick another`,
+        `device ${describeIds(unhealthy.map((d) => d.id))} of ${name} is Unhealthy; kubelet should pick another`,
       );
     }
     return devices;

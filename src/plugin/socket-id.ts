@@ -12,3 +12,13 @@ export async function socketId(file: string): Promise<string | null> {
     return null;
   }
 }
+
+/** Identity of a directory (device, inode), or null when absent: a re-created one has a new identity. */
+export async function directoryId(dir: string): Promise<string | null> {
+  try {
+    const s = await stat(dir);
+    return s.isDirectory() ? `${s.dev}:${s.ino}` : null;
+  } catch {
+    return null;
+  }
+}

@@ -131,6 +131,8 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
   private readonly restartDelayMs: number;
   private server: grpc.Server | null = null;
   private readonly entries = new Map<string, ResourceEntry>();
+  /** Register RPCs received per resource name, answered or not (a plugin should send one per restart). */
+  private readonly registerCallCounts = new Map<string, number>();
   /** Connections of registrations still in their dial-back. */
   private readonly pending = new Set<Connection>();
   private readonly waiters = new Set<(err: Error) => void>();
@@ -205,6 +207,11 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
       if (this.stopped) fail(new Error('kubelet simulator is stopped'));
       else check();
     });
+  }
+
+  /** Register calls received for `resourceName` over the simulator's life, whatever their outcome. */
+  registerCalls(resourceName: string): number {
+    return this.registerCallCounts.get(resourceName) ?? 0;
   }
 
   /**
@@ -337,6 +344,8 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
   }
 
   private readonly onRegister: grpc.handleUnaryCall<RegisterRequest__Output, Empty> = (call, callback) => {
+    const name = call.request.resource_name;
+    this.registerCallCounts.set(name, this.registerCalls(name) + 1);
     this.register(call.request).then(
       (started) => {
         callback(null, {});

@@ -1,13 +1,14 @@
 /** `vgpu-agent plugin` as a process: registration, HTTP endpoints, SIGTERM, exit codes. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
 import { ConfigMapVolume } from '../../src/sim/configmap-volume.js';
 import { KubeletSimulator } from '../../src/sim/kubelet.js';
 import { MockNode } from '../../src/sim/mock-node.js';
+import { startSilentKubelet } from '../helpers/silent-kubelet.js';
 
 const CLI = path.join(packageRoot(), 'dist/cli/main.js');
 const cleanups: (() => Promise<void>)[] = [];
@@ -93,6 +94,54 @@ describe('vgpu-agent plugin (process)', () => {
     expect(run.lines.some((l) => l.msg === 'stopped: sockets removed')).toBe(true);
   });
 
+  it('on SIGTERM cancels a Register kubelet never answers, exiting before its 5 s deadline', async () => {
+    const REGISTER_DEADLINE_MS = 5000;
+    const node = await MockNode.create('single-t4');
+    const pluginDir = path.join(node.dir, 'device-plugins');
+    await mkdir(pluginDir, { recursive: true });
+    const kubelet = await startSilentKubelet(pluginDir);
+    cleanups.push(async () => {
+      kubelet.stop();
+      await node.remove();
+    });
+    const run = runCli(['plugin', '--device-plugin-dir', pluginDir, '--metrics-address', ''], {
+      MOCK_NVML_STATE: node.statePath,
+      NVML_LIBRARY: mockNvmlLibraryPath(),
+    });
+    await expect.poll(() => kubelet.calls, { timeout: 10_000 }).toBe(1);
+    const started = performance.now();
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+    expect(performance.now() - started).toBeLessThan(REGISTER_DEADLINE_MS / 2);
+    expect(kubelet.cancelled).toBe(1);
+  });
+
+  it('writes only JSON lines while the plugin directory is deleted and re-created, none on stderr', async () => {
+    const node = await MockNode.create('single-t4');
+    const pluginDir = path.join(node.dir, 'device-plugins');
+    await mkdir(pluginDir, { recursive: true });
+    const kubelet = await KubeletSimulator.start({ dir: pluginDir });
+    cleanups.push(async () => {
+      await kubelet.stop();
+      await node.remove();
+    });
+    const run = runCli(['plugin', '--device-plugin-dir', pluginDir, '--metrics-address', ''], {
+      MOCK_NVML_STATE: node.statePath,
+      NVML_LIBRARY: mockNvmlLibraryPath(),
+    });
+    await kubelet.waitFor((s) => s.get('nvidia.com/gpu')?.devices.length === 1, { timeoutMs: 10_000 });
+    await rm(pluginDir, { recursive: true, force: true });
+    // Long enough for several polls and attempts to serve while the directory is missing.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await mkdir(pluginDir);
+    await kubelet.restart();
+    await kubelet.waitFor((s) => s.get('nvidia.com/gpu')?.registrations === 2, { timeoutMs: 10_000 });
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(JSON.stringify(run.lines)).not.toMatch(/permission denied/i);
+  });
+
   it('serves the ConfigMap key named by --config-name and follows edits of it', async () => {
     const node = await MockNode.create('single-t4');
     const pluginDir = path.join(node.dir, 'device-plugins');
@@ -151,7 +200,9 @@ describe('vgpu-agent plugin (process)', () => {
       },
     );
     await expect
-      .poll(() => run.lines.some((l) => String(l.msg).includes('failOnInitError=false: idling')))
+      .poll(() => run.lines.some((l) => String(l.msg).includes('failOnInitError=false: idling')), {
+        timeout: 10_000,
+      })
       .toBe(true);
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);

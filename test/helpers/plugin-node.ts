@@ -42,6 +42,8 @@ export interface PluginNodeOptions {
   /** create /dev/nvidiactl etc. under a temp dev root and point nvidiaDevRoot at it */
   fakeDevRoot?: boolean;
   metrics?: boolean;
+  /** timing knobs over the fast defaults below */
+  tuning?: PluginAgentOptions['tuning'];
 }
 
 export async function startPluginNode(
@@ -102,6 +104,7 @@ export async function startPluginNode(
         watchPollIntervalMs: 100,
         healthProbeIntervalMs: 100,
         eventWaitTimeoutMs: 200,
+        ...options.tuning,
       },
     });
     forThisNode.bind(agent);

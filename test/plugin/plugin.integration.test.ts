@@ -232,6 +232,36 @@ describe('Allocate', () => {
   });
 });
 
+describe('Allocate refusals in the log', () => {
+  it('a refused 200 KB ID is logged once and cut short, in the log and in the error kubelet gets', async () => {
+    const { kubelet, logs } = await start('single-t4');
+    await kubelet.waitFor(registered(GPU, 1));
+    const huge = `GPU-${'x'.repeat(200_000)}`;
+    const from = logs.length;
+    const refusal = await kubelet.allocateIds(GPU, [huge, 'GPU-also-unknown']).catch((err: Error) => err);
+    expect(refusal).toBeInstanceOf(Error);
+    expect((refusal as Error).message).toMatch(
+      /unknown devices GPU-x+… \(200004 characters\), GPU-also-unknown/,
+    );
+    expect((refusal as Error).message.length).toBeLessThan(1000);
+    const written = logs.slice(from);
+    expect(written.filter((l) => l.msg === 'Allocate refused')).toHaveLength(1);
+    // Each ID at most once (cut to 64 characters), whatever the request held.
+    expect(JSON.stringify(written).length).toBeLessThan(2000);
+    expect(JSON.stringify(written).match(/GPU-also-unknown/g)).toHaveLength(1);
+  });
+
+  it('a long request is named by its first IDs and a count of the others', async () => {
+    const { kubelet, logs } = await start('single-t4');
+    await kubelet.waitFor(registered(GPU, 1));
+    const ids = Array.from({ length: 1000 }, (_, i) => `GPU-unknown-${i}`);
+    await expect(kubelet.allocateIds(GPU, ids)).rejects.toThrow(/GPU-unknown-7 \(\+992 more\) for resource/);
+    const refused = logs.filter((l) => l.msg === 'Allocate refused');
+    expect(refused).toHaveLength(1);
+    expect(JSON.stringify(refused[0]).length).toBeLessThan(1000);
+  });
+});
+
 describe('GetPreferredAllocation', () => {
   it('prefers NVLinked GPUs and honours must-include', async () => {
     const { kubelet } = await start(fourGpuState());

@@ -2,9 +2,8 @@
  * The device plugin end to end: mock NVML through koffi, the kubelet simulator, real Unix sockets.
  */
 import { describe, expect, it } from 'vitest';
-import type { KubeletSimulator } from '../../src/sim/kubelet.js';
 import type { MockNvmlState } from '../../src/sim/mock-node.js';
-import { type PluginNode, usePluginNodes } from '../helpers/plugin-node.js';
+import { usePluginNodes } from '../helpers/plugin-node.js';
 
 const start = usePluginNodes();
 

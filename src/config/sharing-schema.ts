@@ -24,6 +24,9 @@ export const DEFAULT_HOOK_PATH = '/usr/local/vgpu';
  */
 export const MAX_SHARES_PER_GPU = 32_768;
 
+const SIZE_NOTE =
+  "A resource's devices on a node must also fit one kubelet message together (3.5 MiB, about 54,000 devices).";
+
 /** `<subject> must be <= 32768 (got …)`, saying why: replicas in NVIDIA's words, count in ours. */
 const tooManyShares = (subject: string, what: string) => (issue: { input?: unknown }) =>
   `${subject}must be <= ${MAX_SHARES_PER_GPU} (got ${describeValue(issue.input)}): one GPU's ${what} must fit in kubelet's 4 MiB device list`;
@@ -55,7 +58,8 @@ const timeSlicedResourceSchema = z.strictObject({
       doc({
         description:
           'Devices advertised per GPU. Each is `<uuid>::<n>`; the containers that get them share the GPU ' +
-          'with no memory or fault isolation.',
+          'with no memory or fault isolation. ' +
+          SIZE_NOTE,
         example: '4',
       }),
     ),
@@ -139,7 +143,7 @@ const splitResourceSchema = z
       .min(1)
       .max(MAX_SHARES_PER_GPU, { error: tooManyShares('', 'slices') })
       .default(10)
-      .meta(doc({ description: 'Slices per GPU (HAMi `deviceSplitCount`).' })),
+      .meta(doc({ description: `Slices per GPU (HAMi \`deviceSplitCount\`). ${SIZE_NOTE}` })),
     memoryScaling: z
       .number()
       .positive()

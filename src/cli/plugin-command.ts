@@ -104,6 +104,9 @@ export const pluginCommand: Command = {
       });
     } catch (err) {
       if (err instanceof MigStrategyError || err instanceof ResourceConfigError) {
+        // The config watch would keep the process alive: exit 2 needs it closed.
+        await labels?.watcher.stop();
+        await source?.close();
         throw new UsageError(`the config cannot apply to this node: ${err.message}`);
       }
       if (err instanceof NvmlLibraryError && !config.flags.failOnInitError) {

@@ -26,7 +26,7 @@ describe('docs/configuration.md', () => {
   test('the reference has a row for every key, with type and default', () => {
     const reference = renderConfigReference();
     expect(reference).toContain(
-      '| `sharing.timeSlicing.resources[].replicas` | integer | required | >= 2 | Devices advertised per GPU.',
+      '| `sharing.timeSlicing.resources[].replicas` | integer | required | >= 2, &lt;= 32768 | Devices advertised per GPU.',
     );
     expect(reference).toContain('| `flags.migStrategy` | string | `none` | `none`, `single`, `mixed` |');
     expect(reference).toContain(

@@ -263,6 +263,16 @@ describe('JSON', () => {
     });
   });
 
+  test('replicas are bounded so one GPU fits in a kubelet message, at the limit accepted', () => {
+    const ts = (replicas: number) =>
+      `sharing: {timeSlicing: {resources: [{name: gpu, replicas: ${replicas}}]}}`;
+    expect(errorsOf(ts(100_000_000))).toEqual([
+      "config.yaml: sharing.timeSlicing.resources[0].replicas: number of replicas must be <= 32768 (got 100000000): one GPU's replicas must fit in kubelet's 4 MiB device list",
+    ]);
+    expect(errorsOf(ts(32_769))).toHaveLength(1);
+    expect(parse(ts(32_768)).config?.sharing.timeSlicing.resources[0]?.replicas).toBe(32_768);
+  });
+
   test('JSON errors carry the same paths', () => {
     expect(errorsOf('{"sharing": {"timeSlicing": {"resources": [{"name": "gpu", "replicas": 1}]}}}')).toEqual(
       ['config.yaml: sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2 (got 1)'],
@@ -415,6 +425,10 @@ describe('sharing rules of vgpu-agent', () => {
   test.each([
     [{ count: 0 }, 'count: must be >= 1 (got 0)'],
     [{ count: 2.5 }, 'count: expected an integer (got 2.5)'],
+    [
+      { count: 100_000_000 },
+      "count: must be <= 32768 (got 100000000): one GPU's slices must fit in kubelet's 4 MiB device list",
+    ],
     [{ memoryScaling: 0 }, 'memoryScaling: must be > 0 (got 0)'],
     [{ coreScaling: -1 }, 'coreScaling: must be > 0 (got -1)'],
     [

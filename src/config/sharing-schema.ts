@@ -15,6 +15,22 @@ import {
 
 export const DEFAULT_HOOK_PATH = '/usr/local/vgpu';
 
+/**
+ * Most replicas or slices per GPU. Kubelet receives a resource's whole device list in one ListAndWatch
+ * message of at most 4 MiB (gRPC's default limit), of which vgpu-agent uses 3.5 MiB. A device with the
+ * longest ID the API allows (63 characters) takes at most 93 bytes there, so one GPU's 32,768 shares
+ * take at most 2.9 MiB: a larger value could not be sent from any node. Whether a node's GPUs together
+ * fit is checked against its inventory (src/devices/device-list-size.ts).
+ */
+export const MAX_SHARES_PER_GPU = 32_768;
+
+const SIZE_NOTE =
+  "A resource's devices on a node must also fit one kubelet message together (3.5 MiB, about 54,000 devices).";
+
+/** `<subject> must be <= 32768 (got …)`, saying why: replicas in NVIDIA's words, count in ours. */
+const tooManyShares = (subject: string, what: string) => (issue: { input?: unknown }) =>
+  `${subject}must be <= ${MAX_SHARES_PER_GPU} (got ${describeValue(issue.input)}): one GPU's ${what} must fit in kubelet's 4 MiB device list`;
+
 const timeSlicedResourceSchema = z.strictObject({
   name: resourceName('no resource name specified').meta(
     doc({
@@ -37,11 +53,13 @@ const timeSlicedResourceSchema = z.strictObject({
   replicas: z
     .int(whenMissing('no replicas specified'))
     .min(2, { error: (issue) => `number of replicas must be >= 2 (got ${describeValue(issue.input)})` })
+    .max(MAX_SHARES_PER_GPU, { error: tooManyShares('number of replicas ', 'replicas') })
     .meta(
       doc({
         description:
           'Devices advertised per GPU. Each is `<uuid>::<n>`; the containers that get them share the GPU ' +
-          'with no memory or fault isolation.',
+          'with no memory or fault isolation. ' +
+          SIZE_NOTE,
         example: '4',
       }),
     ),
@@ -123,8 +141,9 @@ const splitResourceSchema = z
     count: z
       .int()
       .min(1)
+      .max(MAX_SHARES_PER_GPU, { error: tooManyShares('', 'slices') })
       .default(10)
-      .meta(doc({ description: 'Slices per GPU (HAMi `deviceSplitCount`).' })),
+      .meta(doc({ description: `Slices per GPU (HAMi \`deviceSplitCount\`). ${SIZE_NOTE}` })),
     memoryScaling: z
       .number()
       .positive()
@@ -151,7 +170,8 @@ const splitResourceSchema = z
   .superRefine((r, ctx) => {
     // A slice larger than its GPU, or one whose SM limit rounds to 0 (which HAMi-core reads as "no limit").
     // Zod still runs this after a field failed its own bounds; those fields are reported already.
-    if (!(Number.isInteger(r.count) && r.count >= 1 && r.memoryScaling > 0 && r.coreScaling > 0)) return;
+    const countValid = Number.isInteger(r.count) && r.count >= 1 && r.count <= MAX_SHARES_PER_GPU;
+    if (!(countValid && r.memoryScaling > 0 && r.coreScaling > 0)) return;
     if (r.memoryScaling > r.count) {
       ctx.addIssue({
         code: 'custom',

@@ -5,6 +5,12 @@
  * allocations stay valid across restarts and reloads.
  */
 import type { DeviceSelection } from '../config/devices.js';
+import {
+  bytesText,
+  DEVICE_LIST_LIMIT_BYTES,
+  KUBELET_MAX_MESSAGE_BYTES,
+  targetListBytes,
+} from './device-list-size.js';
 import type { Inventory } from './inventory-types.js';
 import { type MigStrategy, targetsByResource } from './mig-strategy.js';
 import type { AdvertisedDevice, DeviceTarget, ResourceSpec, SharingMode } from './resource-types.js';
@@ -86,37 +92,108 @@ export function selectTargets(
   }
 }
 
-function exclusive(target: DeviceTarget): AdvertisedDevice {
-  return { id: target.uuid, target };
+/** Part of a resource's devices, planned before any is built: which targets, and how. */
+interface PlannedPart {
+  targets: DeviceTarget[];
+  /** the config entry that shares these targets; null for GPUs advertised whole */
+  where: string | null;
+  share: { kind: 'time-slicing'; replicas: number } | { kind: 'split'; settings: SplitSettings } | null;
 }
 
+type SplitSettings = SharingConfig['split']['resources'][number];
+
+interface PlannedResource {
+  name: string;
+  sharing: SharingMode;
+  failGreaterThanOne: boolean;
+  parts: PlannedPart[];
+}
+
+const sharesOf = (part: PlannedPart): number | null =>
+  part.share === null ? null : part.share.kind === 'split' ? part.share.settings.count : part.share.replicas;
+
+/**
+ * Builds what each resource advertises. The device lists are sized from the plan first, so a config
+ * whose list kubelet could not receive is refused before a device is built.
+ */
 export function buildResources(config: SharingConfig, inventory: Inventory): BuiltResources {
-  const warnings: string[] = [];
+  const { planned, warnings } = planResources(config, inventory);
+  for (const resource of planned) checkDeviceListSize(resource);
+  const resources = planned
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map(
+      (r): ResourceSpec => ({
+        name: r.name,
+        sharing: r.sharing,
+        devices: r.parts.flatMap(buildPart),
+        failRequestsGreaterThanOne: r.sharing === 'time-slicing' && r.failGreaterThanOne,
+      }),
+    );
+  return { resources, warnings };
+}
+
+function planResources(
+  config: SharingConfig,
+  inventory: Inventory,
+): { planned: PlannedResource[]; warnings: string[] } {
   const base = targetsByResource(inventory, config.migStrategy);
-  const out = new Map<
-    string,
-    { sharing: SharingMode; devices: AdvertisedDevice[]; failGreaterThanOne: boolean }
-  >();
-  const add = (
-    name: string,
-    sharing: SharingMode,
-    devices: AdvertisedDevice[],
-    failGreaterThanOne = false,
-  ) => {
-    if (devices.length === 0) return;
+  const out = new Map<string, PlannedResource>();
+  const add = (name: string, sharing: SharingMode, part: PlannedPart, failGreaterThanOne = false) => {
+    if (part.targets.length === 0) return;
     const existing = out.get(name);
     if (!existing) {
-      out.set(name, { sharing, devices, failGreaterThanOne });
+      out.set(name, { name, sharing, failGreaterThanOne, parts: [part] });
       return;
     }
     // Unselected whole devices and the replicas of the selected ones may share a name.
-    existing.devices.push(...devices);
+    existing.parts.push(part);
     if (sharing !== 'exclusive') existing.sharing = sharing;
     existing.failGreaterThanOne ||= failGreaterThanOne;
   };
 
-  // A name may have several entries, each with its own `devices` list (the schema requires them then).
-  const entries = [
+  const entries = sharedEntries(config);
+  const warnings = entries
+    .filter((entry) => !base.has(entry.r.name))
+    .map(
+      (entry) =>
+        `${entry.where}: no ${entry.r.name} devices on this node (resources here: ${[...base.keys()].join(', ') || 'none'})`,
+    );
+
+  for (const [name, targets] of base) {
+    const shared = new Set<DeviceTarget>();
+    for (const entry of entries.filter((e) => e.r.name === name)) {
+      const selected = selectTargets(targets, entry.r.devices, entry.where).filter((t) => !shared.has(t));
+      for (const target of selected) shared.add(target);
+      const failGreaterThanOne =
+        entry.kind === 'time-slicing' && config.timeSlicing.failRequestsGreaterThanOne;
+      add(entry.r.rename ?? name, entry.kind, sharedPart(entry, name, selected), failGreaterThanOne);
+    }
+    // GPUs no entry selects stay whole devices under the original name.
+    add(name, 'exclusive', { targets: targets.filter((t) => !shared.has(t)), where: null, share: null });
+  }
+  return { planned: [...out.values()], warnings };
+}
+
+type SharedEntry = ReturnType<typeof sharedEntries>[number];
+
+function sharedPart(entry: SharedEntry, name: string, targets: DeviceTarget[]): PlannedPart {
+  const { where } = entry;
+  if (entry.kind === 'time-slicing') {
+    return { targets, where, share: { kind: 'time-slicing', replicas: entry.r.replicas } };
+  }
+  const mig = targets.find((t) => t.kind === 'mig');
+  if (mig) {
+    throw new ResourceConfigError(
+      `${where}: split slices whole GPUs, but ${name} holds MIG devices here (${mig.uuid}); ` +
+        'use time-slicing for MIG devices or migStrategy none',
+    );
+  }
+  return { targets, where, share: { kind: 'split', settings: entry.r } };
+}
+
+/** Every time-slicing and split entry, with its path in the config; a name may have several. */
+function sharedEntries(config: SharingConfig) {
+  return [
     ...config.timeSlicing.resources.map((r, i) => ({
       kind: 'time-slicing' as const,
       where: `sharing.timeSlicing.resources[${i}]`,
@@ -128,63 +205,51 @@ export function buildResources(config: SharingConfig, inventory: Inventory): Bui
       r,
     })),
   ];
-  for (const entry of entries) {
-    if (!base.has(entry.r.name)) {
-      warnings.push(
-        `${entry.where}: no ${entry.r.name} devices on this node (resources here: ${[...base.keys()].join(', ') || 'none'})`,
-      );
-    }
-  }
+}
 
-  for (const [name, targets] of base) {
-    const shared = new Set<DeviceTarget>();
-    for (const entry of entries.filter((e) => e.r.name === name)) {
-      const selected = selectTargets(targets, entry.r.devices, entry.where).filter((t) => !shared.has(t));
-      for (const target of selected) shared.add(target);
-      if (entry.kind === 'time-slicing') {
-        const replicas = 'replicas' in entry.r ? entry.r.replicas : 0;
-        const devices = selected.flatMap((target) =>
-          Array.from(
-            { length: replicas },
-            (_, n): AdvertisedDevice => ({ id: shareId(target.uuid, n), target, share: n }),
-          ),
-        );
-        add(entry.r.rename ?? name, 'time-slicing', devices, config.timeSlicing.failRequestsGreaterThanOne);
-      } else {
-        const r = entry.r as SharingConfig['split']['resources'][number];
-        const mig = selected.find((t) => t.kind === 'mig');
-        if (mig) {
-          throw new ResourceConfigError(
-            `${entry.where}: split slices whole GPUs, but ${name} holds MIG devices here (${mig.uuid}); ` +
-              'use time-slicing for MIG devices or migStrategy none',
-          );
-        }
-        const devices = selected.flatMap((target) => {
-          const slice = {
-            memoryMiB: Math.floor((target.memoryMiB * r.memoryScaling) / r.count),
-            corePercent: Math.floor((100 * r.coreScaling) / r.count),
-          };
-          return Array.from(
-            { length: r.count },
-            (_, n): AdvertisedDevice => ({ id: shareId(target.uuid, n), target, share: n, slice }),
-          );
-        });
-        add(entry.r.rename ?? name, 'split', devices);
-      }
-    }
-    // GPUs no entry selects stay whole devices under the original name.
-    add(name, 'exclusive', targets.filter((t) => !shared.has(t)).map(exclusive));
+/** Refuses a resource whose ListAndWatch message would not fit: computed from the plan, in O(targets). */
+function checkDeviceListSize(resource: PlannedResource): void {
+  let devices = 0;
+  let bytes = 0;
+  for (const part of resource.parts) {
+    const shares = sharesOf(part);
+    devices += part.targets.length * (shares ?? 1);
+    for (const target of part.targets) bytes += targetListBytes(target, shares);
   }
+  if (bytes <= DEVICE_LIST_LIMIT_BYTES) return;
+  const shared = resource.parts.filter((p) => p.share !== null);
+  const made = shared.map((p) => `${p.targets.length} × ${sharesOf(p)} ${shareNoun(p)}`).join(' + ');
+  const knob = shared.some((p) => p.share?.kind === 'split') ? 'count' : 'replicas';
+  const where = shared.length > 0 ? `${shared.map((p) => p.where).join(', ')}: ` : '';
+  throw new ResourceConfigError(
+    `${where}${resource.name} would have ${devices} devices (${made}), a ListAndWatch message of ` +
+      `${bytesText(bytes)}; at most ${bytesText(DEVICE_LIST_LIMIT_BYTES)} fit safely under kubelet's ` +
+      `${KUBELET_MAX_MESSAGE_BYTES / 1024 / 1024} MiB message limit: lower ${knob} or select fewer devices`,
+  );
+}
 
-  const resources = [...out.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(
-      ([name, r]): ResourceSpec => ({
-        name,
-        sharing: r.sharing,
-        devices: r.devices,
-        failRequestsGreaterThanOne: r.sharing === 'time-slicing' && r.failGreaterThanOne,
-      }),
+const shareNoun = (part: PlannedPart) => (part.share?.kind === 'split' ? 'slices' : 'replicas');
+
+function buildPart(part: PlannedPart): AdvertisedDevice[] {
+  const { share } = part;
+  if (share === null) return part.targets.map((target) => ({ id: target.uuid, target }));
+  if (share.kind === 'time-slicing') {
+    return part.targets.flatMap((target) =>
+      Array.from(
+        { length: share.replicas },
+        (_, n): AdvertisedDevice => ({ id: shareId(target.uuid, n), target, share: n }),
+      ),
     );
-  return { resources, warnings };
+  }
+  const r = share.settings;
+  return part.targets.flatMap((target) => {
+    const slice = {
+      memoryMiB: Math.floor((target.memoryMiB * r.memoryScaling) / r.count),
+      corePercent: Math.floor((100 * r.coreScaling) / r.count),
+    };
+    return Array.from(
+      { length: r.count },
+      (_, n): AdvertisedDevice => ({ id: shareId(target.uuid, n), target, share: n, slice }),
+    );
+  });
 }

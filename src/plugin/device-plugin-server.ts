@@ -4,10 +4,12 @@
  * back inside Register). A restart unlinks the socket and uses a fresh grpc.Server: grpc-js neither
  * unlinks stale sockets nor recovers a Server whose bind failed.
  */
+
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { KUBELET_MAX_MESSAGE_BYTES } from '../devices/device-list-size.js';
 import type { PluginMetrics } from './metrics.js';
 import {
   type AllocateRequest__Output,
@@ -40,9 +42,6 @@ export interface DevicePluginServerOptions {
   /** connections carrying no call for this long are closed (default CONNECTION_IDLE_MS) */
   connectionIdleMs?: number;
 }
-
-/** kubelet's limit on one received gRPC message (grpc-go's default): a larger list never arrives. */
-export const KUBELET_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Connections without a call for this long are closed. Kubelet's own connection always carries its

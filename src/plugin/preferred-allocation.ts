@@ -1,7 +1,10 @@
 /**
  * GetPreferredAllocation policies: pure functions of the advertised devices and kubelet's request.
  * Topology comes from the inventory (read from NVML once), so a call never touches NVML and an
- * unknown or lost GPU can only lower a score, never fail the call.
+ * unknown or lost GPU can only lower a score, never fail the call. Each policy's work is bounded
+ * (an exhaustive search only under a budget, greedy or in-order beyond it): a call runs on the event
+ * loop, so no request may stall it. Requests are checked against the resource first
+ * (preferred-request.ts).
  */
 import type { Gpu, Inventory } from '../devices/inventory-types.js';
 import type { AdvertisedDevice } from '../devices/resource-types.js';
@@ -13,10 +16,23 @@ export interface PreferredAllocationRequest {
   available: readonly string[];
   mustInclude: readonly string[];
   size: number;
+  /**
+   * Set by checkPreferredRequest: the IDs are unique, must-include ones are all offered and no more
+   * than `size`, so the policies skip their own clean-up pass (a large request is hashed once).
+   */
+  checked?: true;
 }
 
 /** Above this many candidate sets, fall back from exhaustive search to a greedy one. */
 const MAX_EXHAUSTIVE_SETS = 20_000;
+/**
+ * Pair scores an exhaustive search may add up (sets × pairs per set): a few milliseconds. Every
+ * node-sized request fits (16 GPUs choose 8: 12,870 sets × 28 pairs); a request for hundreds of
+ * devices would not (400 choose 399 is only 400 sets, but of 79,401 pairs each).
+ */
+const MAX_EXHAUSTIVE_PAIRS = 1_000_000;
+/** Pair scores the greedy search may look up (candidates × set size); beyond it, kubelet's order. */
+const MAX_GREEDY_PAIRS = 1_000_000;
 
 /** Per pair of GPUs: 100 per NVLink, plus the PCIe/CPU closeness (NVIDIA's gpuallocator weights). */
 function pcieScore(level: number): number {
@@ -36,15 +52,15 @@ function pcieScore(level: number): number {
   }
 }
 
-/** Pairwise connectivity scores between GPUs, keyed `uuidA|uuidB`; built once per inventory. */
+/** Pairwise connectivity scores between GPUs, by UUID; built once per inventory. */
 export class TopologyScores {
-  private readonly scores = new Map<string, number>();
+  private readonly scores = new Map<string, Map<string, number>>();
 
   constructor(gpus: readonly Gpu[]) {
     for (const gpu of gpus) {
-      for (const link of gpu.links) {
-        this.scores.set(`${gpu.uuid}|${link.peerUuid}`, link.nvlinks * 100 + pcieScore(link.pcieLevel));
-      }
+      const peers = new Map<string, number>();
+      for (const link of gpu.links) peers.set(link.peerUuid, link.nvlinks * 100 + pcieScore(link.pcieLevel));
+      this.scores.set(gpu.uuid, peers);
     }
   }
 
@@ -53,7 +69,7 @@ export class TopologyScores {
   }
 
   pair(a: string, b: string): number {
-    return this.scores.get(`${a}|${b}`) ?? 0;
+    return this.scores.get(a)?.get(b) ?? 0;
   }
 
   setScore(uuids: readonly string[]): number {
@@ -66,9 +82,19 @@ export class TopologyScores {
 }
 
 /** Kubelet's must-include first (deduped, only those it also offers), then fill up to size. */
-function startingSet(request: PreferredAllocationRequest): { chosen: string[]; candidates: string[] } {
+function startingSet(request: PreferredAllocationRequest): {
+  chosen: readonly string[];
+  candidates: readonly string[];
+} {
+  if (request.checked) {
+    const { available, mustInclude } = request;
+    if (mustInclude.length === 0) return { chosen: mustInclude, candidates: available };
+    const taken = new Set(mustInclude);
+    return { chosen: mustInclude, candidates: available.filter((id) => !taken.has(id)) };
+  }
   const offered = new Set(request.available);
   const chosen = [...new Set(request.mustInclude)].filter((id) => offered.has(id)).slice(0, request.size);
+  if (chosen.length === 0) return { chosen, candidates: [...offered] };
   const taken = new Set(chosen);
   return { chosen, candidates: [...offered].filter((id) => !taken.has(id)) };
 }
@@ -82,48 +108,77 @@ function binomial(n: number, k: number): number {
 
 /**
  * Whole GPUs: the set of `size` GPUs with the best NVLink/PCIe connectivity that contains the
- * must-include ones. Exhaustive for node-sized problems, greedy beyond. Deterministic: ties go to
- * the earliest IDs in kubelet's order.
+ * must-include ones. Exhaustive for node-sized problems, greedy beyond, kubelet's order beyond that.
+ * Deterministic: ties go to the earliest IDs in kubelet's order.
  */
 export function preferWholeGpus(request: PreferredAllocationRequest, scores: TopologyScores): string[] {
   const { chosen, candidates } = startingSet(request);
   const needed = Math.min(request.size - chosen.length, candidates.length);
-  if (needed <= 0) return chosen;
-  if (binomial(candidates.length, needed) <= MAX_EXHAUSTIVE_SETS) {
-    let best: string[] = candidates.slice(0, needed);
-    let bestScore = -1;
-    const pick: string[] = [];
-    const visit = (start: number) => {
-      if (pick.length === needed) {
-        const score = scores.setScore([...chosen, ...pick]);
-        if (score > bestScore) {
-          bestScore = score;
-          best = [...pick];
-        }
-        return;
-      }
-      for (let i = start; i <= candidates.length - (needed - pick.length); i++) {
-        pick.push(candidates[i]!);
-        visit(i + 1);
-        pick.pop();
-      }
-    };
-    visit(0);
-    return [...chosen, ...best];
+  if (needed <= 0) return [...chosen];
+  const sets = binomial(candidates.length, needed);
+  const pairsPerSet = ((chosen.length + needed) * (chosen.length + needed - 1)) / 2;
+  if (sets <= MAX_EXHAUSTIVE_SETS && sets * pairsPerSet <= MAX_EXHAUSTIVE_PAIRS) {
+    return [...chosen, ...bestSet(chosen, candidates, needed, scores)];
   }
-  const result = [...chosen];
-  const left = [...candidates];
-  while (result.length < request.size && left.length > 0) {
-    let bestIndex = 0;
-    let bestGain = -1;
-    left.forEach((id, i) => {
-      const gain = result.reduce((sum, other) => sum + scores.pair(id, other), 0);
-      if (gain > bestGain) {
-        bestGain = gain;
-        bestIndex = i;
+  if (candidates.length * (chosen.length + needed) <= MAX_GREEDY_PAIRS) {
+    return [...chosen, ...greedySet(chosen, candidates, needed, scores)];
+  }
+  return [...chosen, ...candidates.slice(0, needed)];
+}
+
+/** Every `needed`-subset of the candidates, scored with the chosen ones; the first best wins. */
+function bestSet(
+  chosen: readonly string[],
+  candidates: readonly string[],
+  needed: number,
+  scores: TopologyScores,
+): string[] {
+  let best: string[] = candidates.slice(0, needed);
+  let bestScore = -1;
+  const pick: string[] = [];
+  const visit = (start: number) => {
+    if (pick.length === needed) {
+      const score = scores.setScore([...chosen, ...pick]);
+      if (score > bestScore) {
+        bestScore = score;
+        best = [...pick];
       }
-    });
-    result.push(...left.splice(bestIndex, 1));
+      return;
+    }
+    for (let i = start; i <= candidates.length - (needed - pick.length); i++) {
+      pick.push(candidates[i]!);
+      visit(i + 1);
+      pick.pop();
+    }
+  };
+  visit(0);
+  return best;
+}
+
+/**
+ * One candidate at a time, the one best connected to those taken so far (earliest on ties). Each
+ * candidate's gain is kept up to date as picks are added: candidates × picks pair lookups in all.
+ */
+function greedySet(
+  chosen: readonly string[],
+  candidates: readonly string[],
+  needed: number,
+  scores: TopologyScores,
+): string[] {
+  const gain = candidates.map((id) => chosen.reduce((sum, other) => sum + scores.pair(id, other), 0));
+  const taken = new Array<boolean>(candidates.length).fill(false);
+  const result: string[] = [];
+  while (result.length < needed) {
+    let bestIndex = -1;
+    for (let i = 0; i < candidates.length; i++) {
+      if (!taken[i] && (bestIndex < 0 || gain[i]! > gain[bestIndex]!)) bestIndex = i;
+    }
+    const pickedId = candidates[bestIndex]!;
+    taken[bestIndex] = true;
+    result.push(pickedId);
+    for (let i = 0; i < candidates.length; i++) {
+      if (!taken[i]) gain[i] = gain[i]! + scores.pair(candidates[i]!, pickedId);
+    }
   }
   return result;
 }
@@ -133,63 +188,101 @@ export function preferWholeGpus(request: PreferredAllocationRequest, scores: Top
  * before the next (`packed`: most in use first). "In use" is derived from kubelet's request: the
  * shares of a GPU that kubelet does not offer are taken. A multi-share request goes to a single GPU
  * when one has room for all of it (split slices add up their memory and compute that way).
+ * Work: one pass over the devices, then one pass over the GPUs per share picked.
  */
 export function preferShares(
   request: PreferredAllocationRequest,
-  devices: readonly AdvertisedDevice[],
+  devices: ReadonlyMap<string, AdvertisedDevice>,
   policy: SharedAllocationPolicy,
 ): string[] {
   const { chosen, candidates } = startingSet(request);
   const needed = request.size - chosen.length;
-  if (needed <= 0) return chosen;
-  const targetOf = new Map(devices.map((d) => [d.id, d.target.uuid]));
-  // Per GPU: the shares kubelet offers and nobody chose yet (in kubelet's order), and its load: shares
-  // in use by other containers (ours that kubelet does not offer) plus the ones this container takes.
-  const free = new Map<string, string[]>();
-  const load = new Map<string, number>();
-  const picked = new Map<string, number>();
-  const add = (map: Map<string, number>, target: string, n: number) =>
-    map.set(target, (map.get(target) ?? 0) + n);
-  for (const device of devices) add(load, device.target.uuid, 1);
-  for (const id of [...chosen, ...candidates]) {
-    const target = targetOf.get(id);
-    if (target !== undefined) add(load, target, -1); // offered, so not in use elsewhere
+  if (needed <= 0) return [...chosen];
+  const gpus = sharesPerGpu(devices, chosen, candidates);
+  const chosenTargets = new Set(chosen.map((id) => devices.get(id)?.target.uuid));
+  const single = needed > 1 ? singleGpuFor(gpus, chosenTargets, needed, policy) : undefined;
+  if (single) return [...chosen, ...single.free.slice(0, needed)];
+  return [...chosen, ...spread(gpus, needed, policy)];
+}
+
+/** One GPU (or MIG device) as preferShares sees it. */
+interface GpuShares {
+  uuid: string;
+  /** position in UUID order: the last tie-break */
+  rank: number;
+  /** shares kubelet offers and nobody chose yet, in kubelet's order; `next` is the first not yet picked */
+  free: string[];
+  next: number;
+  /** shares in use by other containers (ours that kubelet does not offer) plus those this container takes */
+  load: number;
+  /** shares this container takes */
+  picked: number;
+}
+
+function sharesPerGpu(
+  devices: ReadonlyMap<string, AdvertisedDevice>,
+  chosen: readonly string[],
+  candidates: readonly string[],
+): GpuShares[] {
+  const byTarget = new Map<string, GpuShares>();
+  for (const { target } of devices.values()) {
+    const gpu = byTarget.get(target.uuid);
+    if (gpu) gpu.load++;
+    else byTarget.set(target.uuid, { uuid: target.uuid, rank: 0, free: [], next: 0, load: 1, picked: 0 });
   }
+  const gpuOf = (id: string) => {
+    const target = devices.get(id)?.target;
+    return target && byTarget.get(target.uuid);
+  };
+  // Offered, so not in use elsewhere; an ID that is not ours (any more) is never offered back.
   for (const id of chosen) {
-    const target = targetOf.get(id);
-    if (target === undefined) continue;
-    add(load, target, 1);
-    add(picked, target, 1);
+    const gpu = gpuOf(id);
+    if (gpu) gpu.picked++;
   }
   for (const id of candidates) {
-    const target = targetOf.get(id);
-    if (target === undefined) continue; // not ours (any more): never offer it back
-    const ids = free.get(target);
-    if (ids) ids.push(id);
-    else free.set(target, [id]);
+    const gpu = gpuOf(id);
+    if (!gpu) continue;
+    gpu.load--;
+    gpu.free.push(id);
   }
+  const sorted = [...byTarget.values()].sort((a, b) => a.uuid.localeCompare(b.uuid));
+  sorted.forEach((gpu, rank) => {
+    gpu.rank = rank;
+  });
+  return sorted.filter((gpu) => gpu.free.length > 0);
+}
 
-  // All on one GPU when possible: the must-include GPU if it has room, else the best-fitting one.
-  const single = [...free.entries()]
-    .filter(([target, ids]) => ids.length >= needed && chosen.every((id) => targetOf.get(id) === target))
-    .sort(
-      ([a, ai], [b, bi]) =>
-        (policy === 'packed' ? ai.length - bi.length : bi.length - ai.length) || a.localeCompare(b),
-    );
-  if (needed > 1 && single.length > 0) return [...chosen, ...single[0]![1].slice(0, needed)];
+/** All on one GPU: the must-include GPU if it has room, else the best-fitting one (packed: tightest). */
+function singleGpuFor(
+  gpus: readonly GpuShares[],
+  chosenTargets: ReadonlySet<string | undefined>,
+  needed: number,
+  policy: SharedAllocationPolicy,
+): GpuShares | undefined {
+  if (chosenTargets.size > 1) return undefined;
+  const fits = (gpu: GpuShares) =>
+    gpu.free.length >= needed && (chosenTargets.size === 0 || chosenTargets.has(gpu.uuid));
+  const first = (a: GpuShares, b: GpuShares) =>
+    (policy === 'packed' ? a.free.length - b.free.length : b.free.length - a.free.length) || a.rank - b.rank;
+  let best: GpuShares | undefined;
+  for (const gpu of gpus) if (fits(gpu) && (best === undefined || first(gpu, best) < 0)) best = gpu;
+  return best;
+}
 
-  const result = [...chosen];
-  while (result.length < request.size) {
-    const options = [...free.entries()].filter(([, ids]) => ids.length > 0);
-    if (options.length === 0) break;
-    options.sort(([a], [b]) => {
-      const byLoad = policy === 'packed' ? load.get(b)! - load.get(a)! : load.get(a)! - load.get(b)!;
-      return byLoad || (picked.get(a) ?? 0) - (picked.get(b) ?? 0) || a.localeCompare(b);
-    });
-    const [target, ids] = options[0]!;
-    result.push(ids.shift()!);
-    add(load, target, 1);
-    add(picked, target, 1);
+/** One share at a time from the GPU the policy ranks first, its load updated after each pick. */
+function spread(gpus: readonly GpuShares[], needed: number, policy: SharedAllocationPolicy): string[] {
+  const first = (a: GpuShares, b: GpuShares) =>
+    (policy === 'packed' ? b.load - a.load : a.load - b.load) || a.picked - b.picked || a.rank - b.rank;
+  const result: string[] = [];
+  while (result.length < needed) {
+    let best: GpuShares | undefined;
+    for (const gpu of gpus) {
+      if (gpu.next < gpu.free.length && (best === undefined || first(gpu, best) < 0)) best = gpu;
+    }
+    if (!best) break;
+    result.push(best.free[best.next++]!);
+    best.load++;
+    best.picked++;
   }
   return result;
 }

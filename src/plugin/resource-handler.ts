@@ -8,7 +8,10 @@ export interface ResourceHandler {
   readonly resourceName: string;
   /** The full list kubelet should see now (ID, health, NUMA topology). */
   listDevices(): Device[];
-  /** Exactly `size` IDs from `available` (fewer only if fewer are offered), must-include first. */
+  /**
+   * Exactly `size` IDs from `available`, must-include first. Rejects with RequestError a request that
+   * does not fit the resource (unknown or repeated IDs, sizes that do not add up).
+   */
   preferredAllocation(available: readonly string[], mustInclude: readonly string[], size: number): string[];
   /** Rejects with RequestError for IDs it cannot allocate (unknown, unhealthy, too many). */
   allocate(ids: readonly string[]): Promise<ContainerAllocateResponse>;

@@ -13,6 +13,7 @@ import {
   type SharedAllocationPolicy,
   type TopologyScores,
 } from './preferred-allocation.js';
+import { checkPreferredRequest } from './preferred-request.js';
 import { type ContainerAllocateResponse, type Device, HEALTHY, UNHEALTHY } from './proto.js';
 import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
@@ -29,6 +30,8 @@ export interface ResourceContext {
 
 export class Resource implements ResourceHandler {
   private byId = new Map<string, AdvertisedDevice>();
+  /** each device's position in the spec: requests are checked by marking positions */
+  private indexById = new Map<string, number>();
 
   constructor(
     private spec: ResourceSpec,
@@ -49,6 +52,7 @@ export class Resource implements ResourceHandler {
   update(spec: ResourceSpec): void {
     this.spec = spec;
     this.byId = new Map(spec.devices.map((d) => [d.id, d]));
+    this.indexById = new Map(spec.devices.map((d, i) => [d.id, i]));
   }
 
   listDevices(): Device[] {
@@ -60,9 +64,9 @@ export class Resource implements ResourceHandler {
   }
 
   preferredAllocation(available: readonly string[], mustInclude: readonly string[], size: number): string[] {
-    const request = { available, mustInclude, size };
+    const request = checkPreferredRequest({ available, mustInclude, size }, this.spec.name, this.indexById);
     if (this.spec.sharing !== 'exclusive') {
-      return preferShares(request, this.spec.devices, this.contextOf().sharedAllocationPolicy);
+      return preferShares(request, this.byId, this.contextOf().sharedAllocationPolicy);
     }
     if (this.spec.devices.every((d) => d.target.kind === 'gpu')) {
       return preferWholeGpus(request, this.contextOf().topology);
@@ -89,11 +93,11 @@ export class Resource implements ResourceHandler {
         `invalid request: unknown device${unknown.length > 1 ? 's' : ''} ${describeIds(unknown)} for resource ${name}`,
       );
     }
-    const duplicates = ids.filter((id, i) => ids.indexOf(id) !== i);
-    if (duplicates.length > 0) {
+    const duplicate = firstDuplicate(ids);
+    if (duplicate !== undefined) {
       throw new RequestError(
         status.INVALID_ARGUMENT,
-        `invalid request: device ${describeIds(duplicates.slice(0, 1))} requested twice`,
+        `invalid request: device ${describeIds([duplicate])} requested twice`,
       );
     }
     if (this.spec.failRequestsGreaterThanOne && this.spec.sharing !== 'exclusive' && ids.length > 1) {
@@ -112,4 +116,14 @@ export class Resource implements ResourceHandler {
     }
     return devices;
   }
+}
+
+/** Linear, not quadratic: a request may name tens of thousands of replicas. */
+function firstDuplicate(ids: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (seen.has(id)) return id;
+    seen.add(id);
+  }
+  return undefined;
 }

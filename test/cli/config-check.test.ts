@@ -206,6 +206,19 @@ sharing:
     expect(JSON.parse(stdout)).toEqual({ valid: false, errors: [line] });
   });
 
+  it('refuses a config whose device list would not reach kubelet, naming the resource, size and limit', async () => {
+    const config = await file('many.yaml', TIME_SLICING.replace('replicas: 4', 'replicas: 9000'));
+    const { code, stderr } = await check([config]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      `${config}: sharing.timeSlicing.resources[0]: nvidia.com/gpu would have 72000 devices (8 × 9000 replicas), ` +
+        'a ListAndWatch message of 4815120 bytes (4.59 MiB); at most 3670016 bytes (3.5 MiB) fit safely ' +
+        "under kubelet's 4 MiB message limit: lower replicas or select fewer devices (on node dgx-a100)\n",
+    );
+    // The same config fits a node with one GPU.
+    expect((await check([config, '--inventory', 'single-t4'])).code).toBe(0);
+  });
+
   it('reads a mock NVML state file as the inventory', async () => {
     const state = await file(
       'gpu-node-3.json',

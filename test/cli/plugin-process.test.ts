@@ -192,6 +192,48 @@ describe('vgpu-agent plugin (process)', () => {
     );
   });
 
+  it.each([
+    [
+      'replicas beyond the schema bound (no OOM: nothing is built per replica before the check)',
+      100_000_000,
+      "sharing.timeSlicing.resources[0].replicas: number of replicas must be <= 32768 (got 100000000): one GPU's replicas must fit in kubelet's 4 MiB device list",
+    ],
+    [
+      "a device list over kubelet's message limit on this node",
+      9000,
+      'the config cannot apply to this node: sharing.timeSlicing.resources[0]: nvidia.com/gpu would have 72000 devices (8 × 9000 replicas), a ListAndWatch message of 4815120 bytes (4.59 MiB); at most 3670016 bytes (3.5 MiB)',
+    ],
+  ])('exits 2 at start-up on %s', async (_what, replicas, message) => {
+    const node = await MockNode.create('dgx-a100');
+    cleanups.push(() => node.remove());
+    const file = path.join(node.dir, 'config.yaml');
+    await writeFile(
+      file,
+      `sharing:\n  timeSlicing:\n    resources:\n      - name: nvidia.com/gpu\n        replicas: ${replicas}\n`,
+    );
+    const pluginDir = path.join(node.dir, 'device-plugins');
+    await mkdir(pluginDir, { recursive: true });
+    const run = runCli(
+      [
+        'plugin',
+        '--config',
+        file,
+        '--device-plugin-dir',
+        pluginDir,
+        '--metrics-address',
+        '',
+        '--host-sys',
+        node.hostPaths.sysfsRoot,
+      ],
+      {
+        MOCK_NVML_STATE: node.statePath,
+        NVML_LIBRARY: mockNvmlLibraryPath(),
+      },
+    );
+    expect((await run.exited).code).toBe(2);
+    expect(run.stderr).toContain(message);
+  });
+
   it('with failOnInitError=false and no NVML, idles without crashing and stops cleanly', async () => {
     const run = runCli(
       ['plugin', '--nvml-library', '/nonexistent/libnvidia-ml.so.1', '--metrics-address', ''],

@@ -255,3 +255,76 @@ describe('buildResources: split', () => {
     );
   });
 });
+
+describe('buildResources: what kubelet can receive', () => {
+  const replicas = (n: number) =>
+    sharing({
+      timeSlicing: {
+        failRequestsGreaterThanOne: false,
+        resources: [{ name: 'nvidia.com/gpu', replicas: n, devices: { type: 'all' } }],
+      },
+    });
+
+  it('refuses a resource whose device list would not fit one ListAndWatch message, saying by how much', () => {
+    // 8 GPUs × 9,000 replicas: the device list kubelet dropped in the report (over 4 MiB).
+    expect(() => buildResources(replicas(9000), linkedInventory(8))).toThrow(
+      new ResourceConfigError(
+        'sharing.timeSlicing.resources[0]: nvidia.com/gpu would have 72000 devices (8 × 9000 replicas), ' +
+          'a ListAndWatch message of 4815120 bytes (4.59 MiB); at most 3670016 bytes (3.5 MiB) fit ' +
+          "safely under kubelet's 4 MiB message limit: lower replicas or select fewer devices",
+      ),
+    );
+  });
+
+  it('accepts the largest that fits: 6,863 replicas of 8 GPUs with 40-character UUIDs', () => {
+    const built = buildResources(replicas(6863), linkedInventory(8));
+    expect(built.resources[0]!.devices).toHaveLength(8 * 6863);
+    expect(() => buildResources(replicas(6864), linkedInventory(8))).toThrow(ResourceConfigError);
+  });
+
+  it('names every entry that adds to the list', () => {
+    const gpus = (indexes: number[]) => ({
+      type: 'list' as const,
+      devices: indexes.map((index) => ({ type: 'index' as const, index })),
+    });
+    const config = sharing({
+      timeSlicing: {
+        failRequestsGreaterThanOne: false,
+        resources: [
+          { name: 'nvidia.com/gpu', replicas: 9000, devices: gpus([0, 1, 2, 3]) },
+          { name: 'nvidia.com/gpu', replicas: 9000, devices: gpus([4, 5, 6, 7]) },
+        ],
+      },
+    });
+    expect(() => buildResources(config, linkedInventory(8))).toThrow(
+      'sharing.timeSlicing.resources[0], sharing.timeSlicing.resources[1]: nvidia.com/gpu would have 72000 ' +
+        'devices (4 × 9000 replicas + 4 × 9000 replicas)',
+    );
+  });
+
+  it('refuses 100,000,000 replicas per GPU before building a single device', () => {
+    // The schema bounds replicas; this checks the core itself never allocates per replica first.
+    expect(() => buildResources(replicas(100_000_000), linkedInventory(8))).toThrow(
+      /nvidia.com\/gpu would have 800000000 devices \(8 × 100000000 replicas\)/,
+    );
+  });
+
+  it('counts split slices and the GPUs left whole under the same name', () => {
+    const config = sharing({
+      split: {
+        resources: [
+          {
+            name: 'nvidia.com/gpu',
+            count: 32_768,
+            memoryScaling: 1,
+            coreScaling: 400,
+            devices: { type: 'list', devices: [0, 1].map((index) => ({ type: 'index' as const, index })) },
+          },
+        ],
+      },
+    });
+    expect(() => buildResources(config, linkedInventory(8))).toThrow(
+      /^sharing.split.resources\[0\]: nvidia.com\/gpu would have 65542 devices \(2 × 32768 slices\), .*: lower count or select fewer devices$/,
+    );
+  });
+});

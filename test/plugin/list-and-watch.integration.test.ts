@@ -6,8 +6,9 @@
  */
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { KUBELET_MAX_MESSAGE_BYTES } from '../../src/devices/device-list-size.js';
 import { createLogger } from '../../src/log.js';
-import { DevicePluginServer, KUBELET_MAX_MESSAGE_BYTES } from '../../src/plugin/device-plugin-server.js';
+import { DevicePluginServer } from '../../src/plugin/device-plugin-server.js';
 import { PluginMetrics } from '../../src/plugin/metrics.js';
 import { type Device, HEALTHY } from '../../src/plugin/proto.js';
 import type { ResourceHandler } from '../../src/plugin/resource-handler.js';

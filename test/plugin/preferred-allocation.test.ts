@@ -65,22 +65,39 @@ describe('preferWholeGpus (NVLink/PCIe aware)', () => {
   });
 });
 
+describe('preferWholeGpus: bounded work', () => {
+  const scores = TopologyScores.of(linkedInventory(8, () => 12));
+
+  it.each([
+    // 400 choose 399 is only 400 sets, but of 80,000 pairs each: 13 s on the event loop before.
+    ['hundreds offered, one fewer asked', 800, 799],
+    ['thousands offered, half asked', 5000, 2500],
+  ])('%s: answered without an exhaustive search', (_what, offered, size) => {
+    const available = Array.from({ length: offered }, (_, i) => `GPU-unknown-${i}`);
+    const result = preferWholeGpus({ available, mustInclude: [available[7]!], size }, scores);
+    expect(result).toHaveLength(size);
+    expect(new Set(result).size).toBe(size);
+    expect(result[0]).toBe(available[7]);
+  });
+});
+
 describe('preferShares', () => {
   const gpus = [gpu(0), gpu(1)];
   // 2 GPUs × 4 replicas, as NVIDIA's allocate_test.go
   const devices: AdvertisedDevice[] = gpus.flatMap((g) =>
     [0, 1, 2, 3].map((n) => ({ id: `${g.uuid}::${n}`, target: gpuTarget(g), share: n })),
   );
+  const byId = new Map(devices.map((d) => [d.id, d]));
   const all = devices.map((d) => d.id);
   const on = (id: string) => id.split('::')[0];
 
   it('distributed: one replica per GPU for a request of 2 (split slices aside)', () => {
-    const result = preferShares({ available: all, mustInclude: [], size: 1 }, devices, 'distributed');
+    const result = preferShares({ available: all, mustInclude: [], size: 1 }, byId, 'distributed');
     expect(result).toEqual([`${uuidOf(0)}::0`]);
     // GPU 0 has one replica in use: the next goes to GPU 1.
     const next = preferShares(
       { available: all.filter((id) => id !== `${uuidOf(0)}::0`), mustInclude: [], size: 1 },
-      devices,
+      byId,
       'distributed',
     );
     expect(next.map(on)).toEqual([uuidOf(1)]);
@@ -88,18 +105,18 @@ describe('preferShares', () => {
 
   it('packed: fills the GPU already in use first', () => {
     const available = all.filter((id) => id !== `${uuidOf(1)}::0`);
-    const result = preferShares({ available, mustInclude: [], size: 1 }, devices, 'packed');
+    const result = preferShares({ available, mustInclude: [], size: 1 }, byId, 'packed');
     expect(result.map(on)).toEqual([uuidOf(1)]);
   });
 
   it('a multi-share request lands on one GPU when one has room', () => {
     const available = all.filter((id) => id !== `${uuidOf(0)}::0`);
-    expect(preferShares({ available, mustInclude: [], size: 3 }, devices, 'distributed').map(on)).toEqual([
+    expect(preferShares({ available, mustInclude: [], size: 3 }, byId, 'distributed').map(on)).toEqual([
       uuidOf(1),
       uuidOf(1),
       uuidOf(1),
     ]);
-    expect(preferShares({ available, mustInclude: [], size: 3 }, devices, 'packed').map(on)).toEqual([
+    expect(preferShares({ available, mustInclude: [], size: 3 }, byId, 'packed').map(on)).toEqual([
       uuidOf(0),
       uuidOf(0),
       uuidOf(0),
@@ -107,7 +124,7 @@ describe('preferShares', () => {
   });
 
   it('spills over GPUs when none has room: packed 5 → 4 + 1 (NVIDIA allocate_test)', () => {
-    const result = preferShares({ available: all, mustInclude: [], size: 5 }, devices, 'packed');
+    const result = preferShares({ available: all, mustInclude: [], size: 5 }, byId, 'packed');
     const perGpu = new Map<string, number>();
     for (const u of result.map(on)) perGpu.set(u!, (perGpu.get(u!) ?? 0) + 1);
     expect([...perGpu.values()].sort()).toEqual([1, 4]);
@@ -116,7 +133,7 @@ describe('preferShares', () => {
   it('keeps must-include and never returns IDs it was not offered', () => {
     const result = preferShares(
       { available: [...all, 'GPU-gone::0'], mustInclude: [`${uuidOf(1)}::2`], size: 2 },
-      devices,
+      byId,
       'distributed',
     );
     expect(result[0]).toBe(`${uuidOf(1)}::2`);

@@ -92,6 +92,27 @@ describe('live config reload', () => {
     expect(kubelet.resource(GPU)!.devices).toHaveLength(16);
   });
 
+  it('an update whose device list kubelet could not receive is rejected naming resource, devices, size and limit', async () => {
+    const pluginNode = await start({ default: replicas(2) });
+    const { kubelet, configMap } = pluginNode;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 16);
+    let updates = 0;
+    kubelet.on('update', () => updates++);
+    await configMap.write({ default: replicas(9000) });
+    await expect
+      .poll(() => metricLine(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
+      .toMatch(/ 1$/);
+    const rejection = pluginNode.logs.find((l) =>
+      String(l.msg).startsWith('config update rejected, still serving default'),
+    );
+    expect(String(rejection?.msg)).toContain(
+      'does not apply to this node: sharing.timeSlicing.resources[0]: nvidia.com/gpu would have 72000 devices ' +
+        '(8 × 9000 replicas), a ListAndWatch message of 4815120 bytes (4.59 MiB); at most 3670016 bytes (3.5 MiB)',
+    );
+    expect(kubelet.resource(GPU)!.devices).toHaveLength(16);
+    expect(updates).toBe(0);
+  });
+
   it('health settings follow a reload: a newly ignored Xid no longer marks a GPU, turning checks off clears marks', async () => {
     const pluginNode = await start({ default: 'version: v1' });
     const { kubelet, configMap, node } = pluginNode;

@@ -1,7 +1,7 @@
 /** Config text or file → effective configuration, or every problem found, each naming file, path and value. */
-import { readFile, stat } from 'node:fs/promises';
 import { type ConfigIssue, formatIssue, issuesFromZod } from './errors.js';
 import { configErrorMap } from './messages.js';
+import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from './read-file.js';
 import { configFileSchema, configSchema, type EffectiveConfig } from './schema.js';
 import { ignoredKeys } from './warnings.js';
 import { parseYaml } from './yaml-source.js';
@@ -49,32 +49,23 @@ export function parseConfig(text: string, source: string): ParseResult {
   return { ok: true, config: parsed.data, warnings };
 }
 
-/** Reads and parses a config file. Missing files, directories and empty files are reported as issues. */
-export async function loadConfigFile(path: string): Promise<ParseResult> {
+/**
+ * Reads and parses a config file. Missing files, directories, non-regular files (a FIFO, a device),
+ * empty files and reads that stall past `timeoutMs` are reported as issues; nothing here blocks.
+ */
+export async function loadConfigFile(
+  path: string,
+  { timeoutMs = DEFAULT_READ_TIMEOUT_MS }: { timeoutMs?: number } = {},
+): Promise<ParseResult> {
   const fail = (message: string): ParseResult => ({
     ok: false,
     errors: [{ source: path, path: '', message }],
   });
-  let text: string;
-  try {
-    const info = await stat(path);
-    if (info.isDirectory()) return fail('is a directory (expected a configuration file)');
-    if (info.size > MAX_CONFIG_BYTES)
-      return fail(`file is too large (${info.size} bytes; at most ${MAX_CONFIG_BYTES})`);
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    return fail(readErrorMessage(error));
-  }
-  if (text.trim() === '') return fail('file is empty (write "version: v1" for the default configuration)');
-  return parseConfig(text, path);
-}
-
-function readErrorMessage(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return 'file not found';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory (expected a configuration file)';
-  return `cannot read the file: ${error instanceof Error ? error.message : String(error)}`;
+  const read = await readRegularFile(path, { maxBytes: MAX_CONFIG_BYTES, timeoutMs });
+  if (!read.ok) return fail(read.message);
+  if (read.text.trim() === '')
+    return fail('file is empty (write "version: v1" for the default configuration)');
+  return parseConfig(read.text, path);
 }
 
 /** Drops keys whose value is null, at every level (list items are kept: a null item is an error). */

@@ -5,7 +5,7 @@
  * (`invalid`).
  */
 import { EventEmitter } from 'node:events';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import type { Logger } from 'pino';
@@ -166,6 +166,8 @@ const DATA_LINK = '..data';
  * re-read is followed by one more this much later.
  */
 const RECHECK_AFTER_SWAP_MS = 100;
+/** A reload that failed while the volume was being swapped reads again, up to this many times in all. */
+const MAX_READS_PER_RELOAD = 3;
 
 export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
   private watcher: FSWatcher | undefined;
@@ -341,20 +343,34 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
   }
 
   private async reloadNow(): Promise<void> {
-    if (this.closed) return;
-    // Taken before reading: a rename landing during the read then shows as a new identity.
-    if (this.watchKind === 'file') this.readIdentity = await identityOf(this.options.path);
-    let outcome: LoadOutcome;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) return;
+      // Taken before reading: a replacement landing during the read then shows as a new version.
+      const version = await this.volumeVersion();
+      if (this.watchKind === 'file') this.readIdentity = version;
+      const outcome = await this.loadOnce();
+      if (this.closed) return;
+      if (outcome.ok) return this.accept(outcome.loaded);
+      // Keys listed before a swap and read after it can look missing: read again rather than report that.
+      if (attempt < MAX_READS_PER_RELOAD && (await this.volumeVersion()) !== version) continue;
+      return this.reject(outcome);
+    }
+  }
+
+  private async loadOnce(): Promise<LoadOutcome> {
     try {
-      outcome = await loadSelectedConfig({ ...this.options, nodeLabel: this.label });
+      return await loadSelectedConfig({ ...this.options, nodeLabel: this.label });
     } catch (error) {
       // Only a throwing overrides or validate function gets here; treat it like any other rejected config.
       const message = error instanceof Error ? error.message : String(error);
-      outcome = { ok: false, name: this.loaded.name, issues: [`${this.options.path}: ${message}`] };
+      return { ok: false, name: this.loaded.name, issues: [`${this.options.path}: ${message}`] };
     }
-    if (this.closed) return;
-    if (outcome.ok) this.accept(outcome.loaded);
-    else this.reject(outcome);
+  }
+
+  /** What changes with each atomic update: the file's identity, or where a ConfigMap's `..data` points. */
+  private volumeVersion(): Promise<string | undefined> {
+    if (this.watchKind === 'file') return identityOf(this.options.path);
+    return readlink(path.join(this.options.path, DATA_LINK)).catch(() => undefined);
   }
 
   private accept(next: LoadedConfig): void {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open as openFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,6 +176,29 @@ describe('ConfigSource on a ConfigMap directory (kubelet AtomicWriter updates)',
       await mount.write({ default: timeSliced(replicas) });
       expect(replicasIn(await changed)).toBe(replicas);
     }
+  });
+
+  it('reads again, rather than reports, a config that failed while the volume was being swapped', async () => {
+    const mount = await volume({ default: timeSliced(2) });
+    // The content of a second update, ready to be swapped in while the first is being checked.
+    const nextData = path.join(mount.dir, '..next');
+    mkdirSync(nextData);
+    writeFileSync(path.join(nextData, 'default'), timeSliced(6));
+    let swapped = false;
+    const validate = (config: Parameters<typeof applyOverrides>[0]) => {
+      if (swapped || config.sharing.timeSlicing.resources[0]?.replicas !== 3) return [];
+      swapped = true;
+      symlinkSync('..next', path.join(mount.dir, '..data_tmp'));
+      renameSync(path.join(mount.dir, '..data_tmp'), path.join(mount.dir, '..data'));
+      return ['refused: checked while the volume was being swapped'];
+    };
+    const source = await open({ path: mount.dir, validate });
+    await source.reload();
+    const recorded = record(source);
+    const changed = next(source, 'change', 10_000);
+    await mount.write({ default: timeSliced(3) });
+    expect(replicasIn(await changed)).toBe(6);
+    expect(recorded.events.map(([event]) => event)).toEqual(['change']);
   });
 
   it('refuses a key that is a FIFO, and keeps following the volume', async () => {

@@ -84,8 +84,16 @@ describe('defaults', () => {
       '# nothing\n',
       'config.yaml: the document is empty (write "version: v1" for the default configuration)',
     ],
-    ['a list', '- a\n- b\n', 'config.yaml:1:1: expected a mapping (got a list)'],
-    ['a scalar', 'v1\n', 'config.yaml:1:1: expected a mapping (got "v1")'],
+    [
+      'a list',
+      '- a\n- b\n',
+      'config.yaml:1:1: json: cannot unmarshal array into Go value of type v1.Config (expected a mapping, got a list)',
+    ],
+    [
+      'a scalar',
+      'v1\n',
+      'config.yaml:1:1: json: cannot unmarshal string into Go value of type v1.Config (expected a mapping, got "v1")',
+    ],
   ])('%s is an error', (_what, text, error) => {
     expect(errorsOf(text)).toEqual([error]);
   });
@@ -305,7 +313,7 @@ describe('syntax errors', () => {
       {
         source: 'config.yaml',
         path: 'flags.migStrategy',
-        message: 'expected none, single or mixed (got "foo")',
+        message: 'unknown MIG strategy: foo (expected none, single or mixed)',
         line: 2,
         column: 16,
       },
@@ -353,7 +361,7 @@ describe('unknown keys', () => {
   test('problems are listed in document order, one per unknown key', () => {
     expect(errorsOf('flags:\n  migStrategyy: none\n  migStrategy: foo\n  gdsEnabld: true\n')).toEqual([
       'config.yaml: flags.migStrategyy: unknown key (did you mean "migStrategy"?)',
-      'config.yaml: flags.migStrategy: expected none, single or mixed (got "foo")',
+      'config.yaml: flags.migStrategy: unknown MIG strategy: foo (expected none, single or mixed)',
       'config.yaml: flags.gdsEnabld: unknown key (did you mean "gdsEnabled"?)',
     ]);
   });

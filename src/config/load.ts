@@ -1,6 +1,7 @@
 /** Config text or file → effective configuration, or every problem found, each naming file, path and value. */
-import { type ConfigIssue, formatIssue, issuesFromZod } from './errors.js';
-import { configErrorMap } from './messages.js';
+import { type ConfigIssue, formatIssue, formatPath, issuesFromZod } from './errors.js';
+import { configFileErrorMap } from './messages.js';
+import { nullsNvidiaRejects } from './nvidia-wording.js';
 import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from './read-file.js';
 import { configFileSchema, configSchema, type EffectiveConfig } from './schema.js';
 import { ignoredKeys } from './warnings.js';
@@ -33,12 +34,22 @@ export function parseConfig(text: string, source: string): ParseResult {
       errors: [issue('the document is empty (write "version: v1" for the default configuration)')],
     };
   }
-  // A null value means "not set", as in NVIDIA's Go loader (its effective config prints unset flags as null).
+  // A null value means "not set", as in NVIDIA's Go loader (its effective config prints unset flags as
+  // null), except for the time-slicing keys NVIDIA reads as an empty value and rejects.
+  const rejectedNulls = nullsNvidiaRejects(yaml.value).map(
+    ({ path, message }): ConfigIssue => ({ source, path: formatPath(path), message, ...yaml.locate(path) }),
+  );
   const document = withoutNullValues(yaml.value);
-  const parsed = configSchema.safeParse(document, { error: configErrorMap });
-  if (!parsed.success) {
-    const errors = issuesFromZod(parsed.error.issues, source, configFileSchema, yaml.locate);
-    return { ok: false, errors: inDocumentOrder(errors) };
+  const parsed = configSchema.safeParse(document, { error: configFileErrorMap });
+  if (!parsed.success || rejectedNulls.length > 0) {
+    // A rejected null is dropped before validation; what the schema says about the missing key is not news.
+    const reported = new Set(rejectedNulls.map((issue) => issue.path));
+    const errors = parsed.success
+      ? []
+      : issuesFromZod(parsed.error.issues, source, configFileSchema, yaml.locate).filter(
+          (issue) => !reported.has(issue.path),
+        );
+    return { ok: false, errors: inDocumentOrder([...rejectedNulls, ...errors]) };
   }
   const warnings = [
     ...yaml.warnings.map((w) => formatIssue(issue(w.message, w.position))),

@@ -224,6 +224,8 @@ describe('vgpu-agent plugin (process)', () => {
     const run = runCli(['plugin', '--mig-strategy', 'sometimes']);
     const { code } = await run.exited;
     expect(code).toBe(2);
-    expect(run.stderr).toContain('--mig-strategy: "sometimes" is not one of none, single, mixed');
+    expect(run.stderr).toContain(
+      'unknown MIG strategy: sometimes (set by --mig-strategy; expected none, single or mixed)',
+    );
   });
 });

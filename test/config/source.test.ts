@@ -422,7 +422,7 @@ describe('ConfigSource.open failures', () => {
     const file = path.join(mount.dir, 'default');
     expect((error as ConfigLoadError).issues).toEqual([
       `${file}: sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2 (got 0)`,
-      `${file}: flags.migStrategy: expected none, single or mixed (got "sometimes")`,
+      `${file}: flags.migStrategy: unknown MIG strategy: sometimes (expected none, single or mixed)`,
     ]);
   });
 
@@ -456,7 +456,7 @@ describe('ConfigSource.open failures', () => {
       overrides: (config) => applyOverrides(config, { migStrategy: 'foo' }, { migStrategy: 'MIG_STRATEGY' }),
     }).catch((e) => e);
     expect((error as ConfigLoadError).issues).toEqual([
-      'invalid MIG_STRATEGY: foo (expected none, single or mixed)',
+      'unknown MIG strategy: foo (set by MIG_STRATEGY; expected none, single or mixed)',
     ]);
   });
 });

@@ -14,14 +14,17 @@ import type { OptionSpec, OptionValues } from './options.js';
 
 const plain = (text: string) => text.replaceAll('`', '');
 
+// The choices are shown, not checked here: applyOverrides rejects a value in NVIDIA's words, for the
+// flag and its environment variable alike.
 export const overrideOptions: OptionSpec[] = OVERRIDABLE_SETTINGS.map((setting) => ({
   flag: setting.flag.slice(2),
   aliases: setting.aliases.map((a) => a.slice(2)),
   type: setting.kind === 'boolean' ? 'boolean' : 'string',
   multiple: setting.kind === 'list',
   envHelp: setting.env.join(', '),
-  description: `${plain(setting.description).split('. ')[0]!.replace(/\.$/, '')} (overrides the file)`,
-  ...(setting.choices ? { choices: setting.kind === 'list' ? undefined : setting.choices } : {}),
+  description: `${plain(setting.description).split('. ')[0]!.replace(/\.$/, '')} (overrides the file${
+    setting.choices && setting.kind !== 'list' ? `; one of ${setting.choices.join('|')}` : ''
+  })`,
 }));
 
 /** Flag > env > file: returns a function that applies them to any config loaded from the file. */

@@ -87,3 +87,28 @@ function sharedPrefix(fieldPath: readonly string[], parent: readonly PropertyKey
   while (n < segments.length && n < named.length && segments[n] === named[n]) n++;
   return n;
 }
+
+/** Lines cut down for a log record: a rejected config can hold thousands of problems or echo a huge value. */
+export interface BoundedLines {
+  /** the first lines, each at most `maxLength` characters */
+  shown: string[];
+  /** how many lines were left out */
+  omitted: number;
+}
+
+export const LOGGED_LINES_MAX = 10;
+export const LOGGED_LINE_MAX_LENGTH = 300;
+
+export function boundLines(
+  lines: readonly string[],
+  { maxLines = LOGGED_LINES_MAX, maxLength = LOGGED_LINE_MAX_LENGTH } = {},
+): BoundedLines {
+  const shown = lines.slice(0, maxLines).map((line) => boundLine(line, maxLength));
+  return { shown, omitted: lines.length - shown.length };
+}
+
+/** `line`, or its first `maxLength` characters and how many more there were. */
+export function boundLine(line: string, maxLength = LOGGED_LINE_MAX_LENGTH): string {
+  if (line.length <= maxLength) return line;
+  return `${line.slice(0, maxLength)}… (${line.length - maxLength} more characters)`;
+}

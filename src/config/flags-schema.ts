@@ -1,6 +1,13 @@
 /** `flags`: the options NVIDIA also takes on its command line, plus `flags.plugin.cdiKind`. */
 import { z } from 'zod';
 import { describeValue, oneOf } from './describe.js';
+import {
+  goDurationError,
+  goTypeError,
+  invalidDeviceListStrategy,
+  NVIDIA_CHOICES,
+  type NvidiaChoice,
+} from './nvidia-wording.js';
 import { absolutePath, doc } from './schema-fields.js';
 
 /** NVIDIA's plugin writes a CDI spec at start; vgpu-agent only names CDI devices. */
@@ -17,6 +24,31 @@ export type DeviceListStrategy = (typeof DEVICE_LIST_STRATEGIES)[number];
 
 const GFD_ONLY = 'used by gpu-feature-discovery only; no effect in vgpu-agent';
 
+/**
+ * One of fixed `values`. A value NVIDIA rejects too is refused in NVIDIA's words, then ours
+ * (`unknown MIG strategy: foo (expected none, single or mixed)`); one NVIDIA accepts but vgpu-agent
+ * does not gets `ownRejection`.
+ */
+function choiceOf<const T extends readonly [string, ...string[]]>(
+  values: T,
+  nvidia: NvidiaChoice,
+  ownRejection: (value: string) => string | undefined = () => undefined,
+) {
+  return z.enum(values, {
+    error: (issue) => {
+      const { input, path = [] } = issue;
+      const expected = `expected ${oneOf(values)}`;
+      if (typeof input === 'object' && input !== null) {
+        const go = path.length > 0 ? goTypeError(path, input) : undefined;
+        return go && `${go} (${expected}, got ${describeValue(input)})`;
+      }
+      // sigs.k8s.io/yaml hands NVIDIA a YAML number or boolean here as its text.
+      const text = String(input);
+      return nvidia.accepted.includes(text) ? ownRejection(text) : `${nvidia.rejection(text)} (${expected})`;
+    },
+  });
+}
+
 const deviceListStrategySchema = z
   .unknown()
   .transform((value, ctx): DeviceListStrategy[] => {
@@ -25,7 +57,7 @@ const deviceListStrategySchema = z
     if (!Array.isArray(items)) {
       ctx.issues.push({
         code: 'custom',
-        message: `expected a strategy or a list of strategies (got ${describeValue(value)})`,
+        message: `${invalidDeviceListStrategy(value)} (expected a strategy or a list of strategies)`,
         input: value,
       });
       return z.NEVER;
@@ -60,20 +92,20 @@ const deviceListStrategySchema = z
     }),
   );
 
-// Go's time.ParseDuration syntax (what NVIDIA accepts), plus NVIDIA's "infinite".
-const GO_DURATION = /^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$/;
+const DURATION_FORMS = 'expected a duration such as "60s", a number of nanoseconds or "infinite"';
 
-const sleepIntervalSchema = z
-  .unknown()
-  .refine(
-    (value) =>
-      (typeof value === 'number' && Number.isFinite(value)) ||
-      (typeof value === 'string' && (value === 'infinite' || GO_DURATION.test(value))),
-    {
-      error: (issue) =>
-        `expected a duration such as "60s", a number of nanoseconds or "infinite" (got ${describeValue(issue.input)})`,
-    },
-  );
+/** NVIDIA's Duration: a number of nanoseconds, Go's time.ParseDuration syntax, or "infinite". */
+const sleepIntervalSchema = z.unknown().superRefine((value, ctx) => {
+  const problem = durationProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', input: value, message: problem });
+});
+
+function durationProblem(value: unknown): string | undefined {
+  if ((typeof value === 'number' && Number.isFinite(value)) || value === 'infinite') return undefined;
+  if (typeof value !== 'string') return `invalid duration (${DURATION_FORMS}, got ${describeValue(value)})`;
+  const go = goDurationError(value);
+  return go && `${go} (${DURATION_FORMS})`;
+}
 
 const gfdSchema = z.strictObject({
   oneshot: z
@@ -123,8 +155,7 @@ const pluginSchema = z.strictObject({
       }),
     ),
   deviceListStrategy: deviceListStrategySchema,
-  deviceIDStrategy: z
-    .enum(DEVICE_ID_STRATEGIES)
+  deviceIDStrategy: choiceOf(DEVICE_ID_STRATEGIES, NVIDIA_CHOICES.deviceIDStrategy)
     .default('uuid')
     .meta(
       doc({
@@ -164,8 +195,7 @@ const pluginSchema = z.strictObject({
         ignored: CDI_SPEC_NOT_GENERATED,
       }),
     ),
-  sharedDevicesAllocationPolicy: z
-    .enum(ALLOCATION_POLICIES)
+  sharedDevicesAllocationPolicy: choiceOf(ALLOCATION_POLICIES, NVIDIA_CHOICES.sharedDevicesAllocationPolicy)
     .default('distributed')
     .meta(
       doc({
@@ -177,8 +207,7 @@ const pluginSchema = z.strictObject({
 });
 
 export const flagsSchema = z.strictObject({
-  migStrategy: z
-    .enum(MIG_STRATEGIES)
+  migStrategy: choiceOf(MIG_STRATEGIES, NVIDIA_CHOICES.migStrategy)
     .default('none')
     .meta(
       doc({
@@ -249,13 +278,11 @@ export const flagsSchema = z.strictObject({
     .boolean()
     .optional()
     .meta(doc({ description: 'GFD: publish labels as a NodeFeature object.', ignored: GFD_ONLY })),
-  deviceDiscoveryStrategy: z
-    .enum(DEVICE_DISCOVERY_STRATEGIES, {
-      error: (issue) =>
-        issue.input === 'tegra'
-          ? `tegra is not supported by vgpu-agent (expected ${oneOf(DEVICE_DISCOVERY_STRATEGIES)})`
-          : undefined,
-    })
+  deviceDiscoveryStrategy: choiceOf(
+    DEVICE_DISCOVERY_STRATEGIES,
+    NVIDIA_CHOICES.deviceDiscoveryStrategy,
+    (value) => `${value} is not supported by vgpu-agent (expected ${oneOf(DEVICE_DISCOVERY_STRATEGIES)})`,
+  )
     .default('auto')
     .meta(
       doc({

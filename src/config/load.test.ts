@@ -1,4 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -82,8 +84,16 @@ describe('defaults', () => {
       '# nothing\n',
       'config.yaml: the document is empty (write "version: v1" for the default configuration)',
     ],
-    ['a list', '- a\n- b\n', 'config.yaml:1:1: expected a mapping (got a list)'],
-    ['a scalar', 'v1\n', 'config.yaml:1:1: expected a mapping (got "v1")'],
+    [
+      'a list',
+      '- a\n- b\n',
+      'config.yaml:1:1: json: cannot unmarshal array into Go value of type v1.Config (expected a mapping, got a list)',
+    ],
+    [
+      'a scalar',
+      'v1\n',
+      'config.yaml:1:1: json: cannot unmarshal string into Go value of type v1.Config (expected a mapping, got "v1")',
+    ],
   ])('%s is an error', (_what, text, error) => {
     expect(errorsOf(text)).toEqual([error]);
   });
@@ -313,7 +323,7 @@ describe('syntax errors', () => {
       {
         source: 'config.yaml',
         path: 'flags.migStrategy',
-        message: 'expected none, single or mixed (got "foo")',
+        message: 'unknown MIG strategy: foo (expected none, single or mixed)',
         line: 2,
         column: 16,
       },
@@ -361,7 +371,7 @@ describe('unknown keys', () => {
   test('problems are listed in document order, one per unknown key', () => {
     expect(errorsOf('flags:\n  migStrategyy: none\n  migStrategy: foo\n  gdsEnabld: true\n')).toEqual([
       'config.yaml: flags.migStrategyy: unknown key (did you mean "migStrategy"?)',
-      'config.yaml: flags.migStrategy: expected none, single or mixed (got "foo")',
+      'config.yaml: flags.migStrategy: unknown MIG strategy: foo (expected none, single or mixed)',
       'config.yaml: flags.gdsEnabld: unknown key (did you mean "gdsEnabled"?)',
     ]);
   });
@@ -527,6 +537,48 @@ describe('loadConfigFile', () => {
 
   test('a directory', async () => {
     expect(await errorsFor(dir)).toEqual([`${dir}: is a directory (expected a configuration file)`]);
+  });
+
+  // A FIFO's open blocks until a writer appears: it must be refused, not read (it would never return).
+  test('a FIFO, directly or through a link, is refused without being opened for a blocking read', async () => {
+    const fifo = path.join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const link = path.join(dir, 'fifo-link.yaml');
+    await symlink('fifo.yaml', link);
+    const why =
+      'is a FIFO (named pipe), not a regular file (a config must be a regular file or a link to one)';
+    expect(await errorsFor(fifo)).toEqual([`${fifo}: ${why}`]);
+    expect(await errorsFor(link)).toEqual([`${link}: ${why}`]);
+  });
+
+  test('devices and sockets are refused, naming what they are', async () => {
+    expect(await errorsFor('/dev/null')).toEqual([
+      '/dev/null: is a character device, not a regular file (a config must be a regular file or a link to one)',
+    ]);
+    const socketPath = path.join(dir, 'config.sock');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    try {
+      expect(await errorsFor(socketPath)).toEqual([
+        `${socketPath}: is a socket, not a regular file (a config must be a regular file or a link to one)`,
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test('a link to a regular file is read (ConfigMap keys are links)', async () => {
+    await writeFile(path.join(dir, 'target.yaml'), 'flags:\n  migStrategy: mixed\n');
+    const link = path.join(dir, 'key');
+    await symlink('target.yaml', link);
+    const result = await loadConfigFile(link);
+    expect(result.ok && result.config.flags.migStrategy).toBe('mixed');
+  });
+
+  test('a file larger than a ConfigMap can hold is refused', async () => {
+    const file = path.join(dir, 'huge.yaml');
+    await writeFile(file, `# ${'x'.repeat(1024 * 1024)}\nversion: v1\n`);
+    expect(await errorsFor(file)).toEqual([`${file}: file is too large (1048591 bytes; at most 1048576)`]);
   });
 
   test('an empty file', async () => {

@@ -1,7 +1,8 @@
 /** Config text or file → effective configuration, or every problem found, each naming file, path and value. */
-import { readFile, stat } from 'node:fs/promises';
-import { type ConfigIssue, formatIssue, issuesFromZod } from './errors.js';
-import { configErrorMap } from './messages.js';
+import { type ConfigIssue, formatIssue, formatPath, issuesFromZod } from './errors.js';
+import { configFileErrorMap } from './messages.js';
+import { nullsNvidiaRejects } from './nvidia-wording.js';
+import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from './read-file.js';
 import { configFileSchema, configSchema, type EffectiveConfig } from './schema.js';
 import { ignoredKeys } from './warnings.js';
 import { parseYaml } from './yaml-source.js';
@@ -33,12 +34,22 @@ export function parseConfig(text: string, source: string): ParseResult {
       errors: [issue('the document is empty (write "version: v1" for the default configuration)')],
     };
   }
-  // A null value means "not set", as in NVIDIA's Go loader (its effective config prints unset flags as null).
+  // A null value means "not set", as in NVIDIA's Go loader (its effective config prints unset flags as
+  // null), except for the time-slicing keys NVIDIA reads as an empty value and rejects.
+  const rejectedNulls = nullsNvidiaRejects(yaml.value).map(
+    ({ path, message }): ConfigIssue => ({ source, path: formatPath(path), message, ...yaml.locate(path) }),
+  );
   const document = withoutNullValues(yaml.value);
-  const parsed = configSchema.safeParse(document, { error: configErrorMap });
-  if (!parsed.success) {
-    const errors = issuesFromZod(parsed.error.issues, source, configFileSchema, yaml.locate);
-    return { ok: false, errors: inDocumentOrder(errors) };
+  const parsed = configSchema.safeParse(document, { error: configFileErrorMap });
+  if (!parsed.success || rejectedNulls.length > 0) {
+    // A rejected null is dropped before validation; what the schema says about the missing key is not news.
+    const reported = new Set(rejectedNulls.map((issue) => issue.path));
+    const errors = parsed.success
+      ? []
+      : issuesFromZod(parsed.error.issues, source, configFileSchema, yaml.locate).filter(
+          (issue) => !reported.has(issue.path),
+        );
+    return { ok: false, errors: inDocumentOrder([...rejectedNulls, ...errors]) };
   }
   const warnings = [
     ...yaml.warnings.map((w) => formatIssue(issue(w.message, w.position))),
@@ -49,32 +60,23 @@ export function parseConfig(text: string, source: string): ParseResult {
   return { ok: true, config: parsed.data, warnings };
 }
 
-/** Reads and parses a config file. Missing files, directories and empty files are reported as issues. */
-export async function loadConfigFile(path: string): Promise<ParseResult> {
+/**
+ * Reads and parses a config file. Missing files, directories, non-regular files (a FIFO, a device),
+ * empty files and reads that stall past `timeoutMs` are reported as issues; nothing here blocks.
+ */
+export async function loadConfigFile(
+  path: string,
+  { timeoutMs = DEFAULT_READ_TIMEOUT_MS }: { timeoutMs?: number } = {},
+): Promise<ParseResult> {
   const fail = (message: string): ParseResult => ({
     ok: false,
     errors: [{ source: path, path: '', message }],
   });
-  let text: string;
-  try {
-    const info = await stat(path);
-    if (info.isDirectory()) return fail('is a directory (expected a configuration file)');
-    if (info.size > MAX_CONFIG_BYTES)
-      return fail(`file is too large (${info.size} bytes; at most ${MAX_CONFIG_BYTES})`);
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    return fail(readErrorMessage(error));
-  }
-  if (text.trim() === '') return fail('file is empty (write "version: v1" for the default configuration)');
-  return parseConfig(text, path);
-}
-
-function readErrorMessage(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return 'file not found';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory (expected a configuration file)';
-  return `cannot read the file: ${error instanceof Error ? error.message : String(error)}`;
+  const read = await readRegularFile(path, { maxBytes: MAX_CONFIG_BYTES, timeoutMs });
+  if (!read.ok) return fail(read.message);
+  if (read.text.trim() === '')
+    return fail('file is empty (write "version: v1" for the default configuration)');
+  return parseConfig(read.text, path);
 }
 
 /** Drops keys whose value is null, at every level (list items are kept: a null item is an error). */

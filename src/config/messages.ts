@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { describeValue, oneOf } from './describe.js';
+import { goTypeError } from './nvidia-wording.js';
 
 const NOUNS: Record<string, string> = {
   string: 'a string',
@@ -36,6 +37,18 @@ export const configErrorMap: z.core.$ZodErrorMap = (issue) => {
     default:
       return undefined;
   }
+};
+
+/**
+ * For config files: a value of the wrong type at a key NVIDIA's plugin also reads gets Go's words first,
+ * as NVIDIA prints them, then ours: `json: cannot unmarshal string into Go struct field
+ * Flags.flags.failOnInitError of type bool (expected true or false, got "maybe")`.
+ */
+export const configFileErrorMap: z.core.$ZodErrorMap = (issue) => {
+  const ours = configErrorMap(issue);
+  if (issue.code !== 'invalid_type' || typeof ours !== 'string') return ours;
+  const go = goTypeError(issue.path ?? [], issue.input);
+  return go === undefined ? ours : `${go} (${ours.replace(/ \(got (.*)\)$/, ', got $1')})`;
 };
 
 /** `z.int()` reports a non-number as "expected number"; the schema tells us an integer was meant. */

@@ -21,6 +21,9 @@ const withDevices = (devices: string) =>
   withResource(`{"name": "gpu", "replicas": 2, "devices": ${devices}}`);
 const devicesPath = 'config.yaml: sharing.timeSlicing.resources[0].devices';
 const REFS = 'a GPU index, "<gpu>:<mig>", GPU-<uuid>, MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>';
+const NAME_RULES =
+  'the part after nvidia.com/ must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit';
+const DURATION_FORMS = 'expected a duration such as "60s", a number of nanoseconds or "infinite"';
 
 describe('devices (replicas_test.go TestUnmarshalReplicatedDevices)', () => {
   test.each([
@@ -139,19 +142,25 @@ describe('a resource (replicas_test.go TestUnmarshalReplicatedResource)', () => 
     ['{"name": "valid", "replicas": -1}', [`${at}.replicas: number of replicas must be >= 2 (got -1)`]],
     ['{"name": "valid", "replicas": 0}', [`${at}.replicas: number of replicas must be >= 2 (got 0)`]],
     ['{"name": "valid", "replicas": 1}', [`${at}.replicas: number of replicas must be >= 2 (got 1)`]],
-    ['{"name": "valid", "replicas": 2.5}', [`${at}.replicas: expected an integer (got 2.5)`]],
-    ['{"name": "valid", "replicas": "2"}', [`${at}.replicas: expected an integer (got "2")`]],
     [
-      '{"name": "$invalid$", "replicas": 2, "rename": "valid-shared"}',
+      '{"name": "valid", "replicas": 2.5}',
       [
-        `${at}.name: incorrect format for resource name (got "nvidia.com/$invalid$": the part after nvidia.com/ must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit)`,
+        `${at}.replicas: json: cannot unmarshal number 2.5 into Go struct field Sharing.sharing.timeSlicing of type int (expected an integer, got 2.5)`,
       ],
     ],
     [
-      '{"name": "valid", "replicas": 2, "rename": "$invalid$"}',
+      '{"name": "valid", "replicas": "2"}',
       [
-        `${at}.rename: incorrect format for resource name (got "nvidia.com/$invalid$": the part after nvidia.com/ must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit)`,
+        `${at}.replicas: json: cannot unmarshal string into Go struct field Sharing.sharing.timeSlicing of type int (expected an integer, got "2")`,
       ],
+    ],
+    [
+      '{"name": "$invalid$", "replicas": 2, "rename": "valid-shared"}',
+      [`${at}.name: incorrect format for resource name 'nvidia.com/$invalid$': ${NAME_RULES}`],
+    ],
+    [
+      '{"name": "valid", "replicas": 2, "rename": "$invalid$"}',
+      [`${at}.rename: incorrect format for resource name 'nvidia.com/$invalid$': ${NAME_RULES}`],
     ],
   ])('%s is rejected', (resource, errors) => {
     expect(parse(withResource(resource))).toEqual({ errors });
@@ -193,7 +202,7 @@ describe('resource lists (replicas_test.go TestUnmarshalReplicatedResources)', (
     [
       '{"sharing": {"timeSlicing": {"resources": [{"name": "$invalid$", "replicas": 2}]}}}',
       [
-        'config.yaml: sharing.timeSlicing.resources[0].name: incorrect format for resource name (got "nvidia.com/$invalid$": the part after nvidia.com/ must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit)',
+        `config.yaml: sharing.timeSlicing.resources[0].name: incorrect format for resource name 'nvidia.com/$invalid$': ${NAME_RULES}`,
       ],
     ],
   ])('%s is rejected', (text, errors) => {
@@ -216,14 +225,14 @@ describe('resource names (resources.go NewResourceName)', () => {
     expect(name(ok).config?.sharing.timeSlicing.resources[0]?.name).toBe(ok);
     expect(name('a'.repeat(53))).toEqual({
       errors: [
-        `config.yaml: sharing.timeSlicing.resources[0].name: fully-qualified resource name must be 63 characters or less (got "nvidia.com/${'a'.repeat(53)}", 64 characters)`,
+        `config.yaml: sharing.timeSlicing.resources[0].name: fully-qualified resource name must be 63 characters or less: nvidia.com/${'a'.repeat(53)} (64 characters)`,
       ],
     });
   });
   test('names outside nvidia.com/ are prefixed like NVIDIA does, and so rejected', () => {
     expect(name('example.com/gpu')).toEqual({
       errors: [
-        'config.yaml: sharing.timeSlicing.resources[0].name: incorrect format for resource name (got "nvidia.com/example.com/gpu": only names in the nvidia.com/ domain are supported)',
+        "config.yaml: sharing.timeSlicing.resources[0].name: incorrect format for resource name 'nvidia.com/example.com/gpu': only names in the nvidia.com/ domain are supported",
       ],
     });
   });
@@ -265,12 +274,34 @@ describe('flags (flags_test.go)', () => {
     },
   );
 
-  test('an invalid gfd.sleepInterval is an error even though GFD keys have no effect', () => {
-    expect(parse('{"flags": {"gfd": {"sleepInterval": "5 parsecs"}}}')).toEqual({
-      errors: [
-        'config.yaml: flags.gfd.sleepInterval: expected a duration such as "60s", a number of nanoseconds or "infinite" (got "5 parsecs")',
-      ],
+  // duration.go: numbers are nanoseconds, strings go to Go's time.ParseDuration, anything else is "invalid duration".
+  test.each([
+    ['"5 parsecs"', `time: unknown unit " parsecs" in duration "5 parsecs" (${DURATION_FORMS})`],
+    ['"5"', `time: missing unit in duration "5" (${DURATION_FORMS})`],
+    ['"abc"', `time: invalid duration "abc" (${DURATION_FORMS})`],
+    ['""', `time: invalid duration "" (${DURATION_FORMS})`],
+    ['".s"', `time: invalid duration ".s" (${DURATION_FORMS})`],
+    ['"9999999999h"', `time: invalid duration "9999999999h" (${DURATION_FORMS})`],
+    ['"5µx"', `time: unknown unit "\\xc2\\xb5x" in duration "5\\xc2\\xb5x" (${DURATION_FORMS})`],
+    ['true', `invalid duration (${DURATION_FORMS}, got true)`],
+    ['[1]', `invalid duration (${DURATION_FORMS}, got a list)`],
+  ])('gfd.sleepInterval %s is an error even though GFD keys have no effect', (interval, error) => {
+    expect(parse(`{"flags": {"gfd": {"sleepInterval": ${interval}}}}`)).toEqual({
+      errors: [`config.yaml: flags.gfd.sleepInterval: ${error}`],
     });
+  });
+
+  test.each([
+    ['"-1.5h"'],
+    ['"+.5s"'],
+    ['"1.s"'],
+    ['"5µs"'],
+    ['"5μs"'],
+    ['"2h45m30.5s"'],
+    ['"-0"'],
+    ['1.5e9'],
+  ])('gfd.sleepInterval %s is a valid duration', (interval) => {
+    expect(parse(`{"flags": {"gfd": {"sleepInterval": ${interval}}}}`).errors).toBeUndefined();
   });
 
   test('flags NVIDIA marshals as null when unset load as unset', () => {
@@ -333,29 +364,44 @@ describe('flags (flags_test.go)', () => {
     [
       '{a: 1}',
       [
-        'config.yaml: flags.plugin.deviceListStrategy: expected a strategy or a list of strategies (got a mapping)',
+        'config.yaml: flags.plugin.deviceListStrategy: invalid deviceListStrategy: {"a":1} (expected a strategy or a list of strategies)',
+      ],
+    ],
+    [
+      '5',
+      [
+        'config.yaml: flags.plugin.deviceListStrategy: invalid deviceListStrategy: 5 (expected a strategy or a list of strategies)',
       ],
     ],
   ])('deviceListStrategy %s is rejected', (value, errors) => {
     expect(parse(`flags:\n  plugin:\n    deviceListStrategy: ${value}\n`)).toEqual({ errors });
   });
 
+  // cmd/nvidia-device-plugin/main.go validateFlags, then what vgpu-agent expects.
   test.each([
-    ['migStrategy: foo', 'flags.migStrategy: expected none, single or mixed (got "foo")'],
+    ['migStrategy: foo', 'flags.migStrategy: unknown MIG strategy: foo (expected none, single or mixed)'],
+    // sigs.k8s.io/yaml gives a string field a YAML number as its text.
+    ['migStrategy: 5', 'flags.migStrategy: unknown MIG strategy: 5 (expected none, single or mixed)'],
     [
       'deviceDiscoveryStrategy: tegra',
       'flags.deviceDiscoveryStrategy: tegra is not supported by vgpu-agent (expected auto or nvml)',
     ],
-    ['deviceDiscoveryStrategy: wsl', 'flags.deviceDiscoveryStrategy: expected auto or nvml (got "wsl")'],
+    [
+      'deviceDiscoveryStrategy: wsl',
+      'flags.deviceDiscoveryStrategy: invalid --device-discovery-strategy option wsl (expected auto or nvml)',
+    ],
     [
       'plugin: {deviceIDStrategy: serial}',
-      'flags.plugin.deviceIDStrategy: expected uuid or index (got "serial")',
+      'flags.plugin.deviceIDStrategy: invalid --device-id-strategy option: serial (expected uuid or index)',
     ],
     [
       'plugin: {sharedDevicesAllocationPolicy: spread}',
-      'flags.plugin.sharedDevicesAllocationPolicy: expected distributed or packed (got "spread")',
+      'flags.plugin.sharedDevicesAllocationPolicy: invalid --shared-devices-allocation-policy option: spread (expected distributed or packed)',
     ],
-    ['failOnInitError: maybe', 'flags.failOnInitError: expected true or false (got "maybe")'],
+    [
+      'failOnInitError: maybe',
+      'flags.failOnInitError: json: cannot unmarshal string into Go struct field Flags.flags.failOnInitError of type bool (expected true or false, got "maybe")',
+    ],
     [
       'nvidiaDriverRoot: run/nvidia/driver',
       'flags.nvidiaDriverRoot: must be an absolute path (got "run/nvidia/driver")',
@@ -395,5 +441,162 @@ describe('imex (imex_test.go)', () => {
         'config.yaml: imex.channelIDs: IMEX channels are not supported by vgpu-agent (expected channelIDs: [] and required: false)',
       ],
     });
+  });
+});
+
+// NVIDIA's time-slicing decoder (replicas.go) reads these keys itself: a key written with no value
+// decodes as the empty value, which it then rejects. Its exact words come first.
+describe('keys written with no value (null)', () => {
+  const entry = (fields: string) =>
+    `sharing:\n  timeSlicing:\n    resources:\n      - name: gpu\n        replicas: 2\n${fields}`;
+  const at = 'config.yaml: sharing.timeSlicing.resources[0]';
+  test.each([
+    [
+      'timeSlicing:',
+      'sharing:\n  timeSlicing:\n',
+      [
+        'config.yaml: sharing.timeSlicing: no resources specified: the key has no value (list resources under it, or remove the key)',
+      ],
+    ],
+    [
+      'devices:',
+      entry('        devices:\n'),
+      [
+        `${at}.devices: devices set as '' but the only valid string input is 'all': the key has no value (write "all", a count or a list, or remove the key)`,
+      ],
+    ],
+    [
+      'rename:',
+      entry('        rename:\n'),
+      [
+        `${at}.rename: incorrect format for resource name 'nvidia.com/': the key has no value (write a name, or remove the key)`,
+      ],
+    ],
+    [
+      'name: null',
+      '{"sharing": {"timeSlicing": {"resources": [{"name": null, "replicas": 2}]}}}',
+      [
+        `${at}.name: incorrect format for resource name 'nvidia.com/': the key has no value (write a resource name such as gpu)`,
+      ],
+    ],
+    [
+      'replicas: ~',
+      'sharing:\n  timeSlicing:\n    resources:\n      - name: gpu\n        replicas: ~\n',
+      [`${at}.replicas: number of replicas must be >= 2: the key has no value`],
+    ],
+    [
+      'several, with other problems, in document order',
+      'sharing:\n  timeSlicing:\n    resources:\n      - name:\n        replicas: 1\n        devices:\n',
+      [
+        `${at}.name: incorrect format for resource name 'nvidia.com/': the key has no value (write a resource name such as gpu)`,
+        `${at}.replicas: number of replicas must be >= 2 (got 1)`,
+        `${at}.devices: devices set as '' but the only valid string input is 'all': the key has no value (write "all", a count or a list, or remove the key)`,
+      ],
+    ],
+  ])('%s is rejected', (_, text, errors) => {
+    expect(parse(text)).toEqual({ errors });
+  });
+
+  test('elsewhere a key with no value is not set, as for NVIDIA (encoding/json leaves it alone)', () => {
+    const text = [
+      'sharing:',
+      '  timeSlicing:',
+      '    renameByDefault:',
+      '    failRequestsGreaterThanOne: null',
+      '    resources:',
+      '      - name: gpu',
+      '        replicas: 2',
+      '  mps:',
+      'imex:',
+      '  channelIDs:',
+      'flags:',
+      '  plugin:',
+      '  gfd:',
+      '    sleepInterval:',
+    ].join('\n');
+    const result = parse(text);
+    expect(result.errors).toBeUndefined();
+    expect(result.config?.sharing.timeSlicing).toEqual({
+      renameByDefault: false,
+      failRequestsGreaterThanOne: false,
+      resources: [{ name: 'nvidia.com/gpu', rename: null, devices: { type: 'all' }, replicas: 2 }],
+    });
+  });
+});
+
+// Go's encoding/json (through sigs.k8s.io/yaml): `json: cannot unmarshal <JSON kind> into Go struct field
+// <struct>.<path> of type <Go type>`; below NVIDIA's own time-slicing decoder the path stops at the key
+// that called it. Then what vgpu-agent expects.
+describe('values of the wrong type (encoding/json errors)', () => {
+  const go = (kind: string, field: string, type: string) =>
+    `json: cannot unmarshal ${kind} into Go struct field ${field} of type ${type}`;
+  const timeSliced = (resource: string) => `sharing: {timeSlicing: {resources: [${resource}]}}`;
+  test.each([
+    [
+      'flags: {failOnInitError: "true"}',
+      `flags.failOnInitError: ${go('string', 'Flags.flags.failOnInitError', 'bool')} (expected true or false, got "true")`,
+    ],
+    [
+      'flags: {gdsEnabled: 1}',
+      `flags.gdsEnabled: ${go('number', 'Flags.flags.gdsEnabled', 'bool')} (expected true or false, got 1)`,
+    ],
+    [
+      'flags: {plugin: {passDeviceSpecs: [true]}}',
+      `flags.plugin.passDeviceSpecs: ${go('array', 'PluginCommandLineFlags.flags.plugin.passDeviceSpecs', 'bool')} (expected true or false, got a list)`,
+    ],
+    [
+      'flags: {gfd: {oneshot: yesterday}}',
+      `flags.gfd.oneshot: ${go('string', 'GFDCommandLineFlags.flags.gfd.oneshot', 'bool')} (expected true or false, got "yesterday")`,
+    ],
+    [
+      'flags: {nvidiaDriverRoot: {path: /run}}',
+      `flags.nvidiaDriverRoot: ${go('object', 'Flags.flags.nvidiaDriverRoot', 'string')} (expected a string, got a mapping)`,
+    ],
+    [
+      'flags: {migStrategy: [mixed]}',
+      `flags.migStrategy: ${go('array', 'Flags.flags.migStrategy', 'string')} (expected none, single or mixed, got a list)`,
+    ],
+    [
+      'flags: {plugin: {deviceIDStrategy: {a: 1}}}',
+      `flags.plugin.deviceIDStrategy: ${go('object', 'PluginCommandLineFlags.flags.plugin.deviceIDStrategy', 'string')} (expected uuid or index, got a mapping)`,
+    ],
+    ['flags: 5', `flags: ${go('number', 'Config.flags', 'v1.Flags')} (expected a mapping, got 5)`],
+    [
+      'flags: {plugin: on}',
+      `flags.plugin: ${go('bool', 'Flags.flags.plugin', 'v1.PluginCommandLineFlags')} (expected a mapping, got true)`,
+    ],
+    [
+      'sharing: [a]',
+      `sharing: ${go('array', 'Config.sharing', 'v1.Sharing')} (expected a mapping, got a list)`,
+    ],
+    [
+      'imex: {channelIDs: [zero]}',
+      `imex.channelIDs[0]: ${go('string', 'Imex.imex.channelIDs', 'int')} (expected an integer, got "zero")`,
+    ],
+    [
+      'sharing: {timeSlicing: gpu}',
+      `sharing.timeSlicing: ${go('string', 'Sharing.sharing.timeSlicing', 'map[string]json.RawMessage')} (expected a mapping, got "gpu")`,
+    ],
+    [
+      'sharing: {timeSlicing: {resources: {name: gpu, replicas: 2}}}',
+      `sharing.timeSlicing.resources: ${go('object', 'Sharing.sharing.timeSlicing', '[]v1.ReplicatedResource')} (expected a list, got a mapping)`,
+    ],
+    [
+      timeSliced('gpu'),
+      `sharing.timeSlicing.resources[0]: ${go('string', 'Sharing.sharing.timeSlicing', 'map[string]json.RawMessage')} (expected a mapping, got "gpu")`,
+    ],
+    // No YAML-to-text conversion below NVIDIA's own decoder: a number is not a name there.
+    [
+      timeSliced('{name: 5, replicas: 2}'),
+      `sharing.timeSlicing.resources[0].name: ${go('number', 'Sharing.sharing.timeSlicing', 'string')} (expected a string, got 5)`,
+    ],
+  ])('%s', (text, error) => {
+    expect(parse(text).errors).toEqual([`config.yaml: ${error}`]);
+  });
+
+  test('keys NVIDIA does not have keep only our words', () => {
+    expect(parse('health: {enabled: maybe}').errors).toEqual([
+      'config.yaml: health.enabled: expected true or false (got "maybe")',
+    ]);
   });
 });

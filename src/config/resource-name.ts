@@ -1,6 +1,7 @@
 /**
  * Resource names follow NVIDIA's `NewResourceName` (api/config/v1/resources.go) exactly, so a name that
- * NVIDIA's plugin accepts is accepted here and advertised under the same fully-qualified name.
+ * NVIDIA's plugin accepts is accepted here and advertised under the same fully-qualified name. Errors
+ * start with NVIDIA's words and the name as NVIDIA quotes it, then say what is wrong in ours.
  */
 
 export const RESOURCE_NAME_PREFIX = 'nvidia.com';
@@ -22,15 +23,18 @@ export function qualifyResourceName(raw: string): ResourceNameResult {
   if (name.length > MAX_RESOURCE_NAME_LENGTH) {
     return {
       ok: false,
-      error: `fully-qualified resource name must be ${MAX_RESOURCE_NAME_LENGTH} characters or less (got ${JSON.stringify(name)}, ${name.length} characters)`,
+      error: `fully-qualified resource name must be ${MAX_RESOURCE_NAME_LENGTH} characters or less: ${name} (${name.length} characters)`,
     };
   }
   const local = name.slice(RESOURCE_NAME_PREFIX.length + 1);
   if (!DNS_SUBDOMAIN.test(local)) {
-    const why = local.includes('/')
-      ? `only names in the ${RESOURCE_NAME_PREFIX}/ domain are supported`
-      : 'the part after nvidia.com/ must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit';
-    return { ok: false, error: `incorrect format for resource name (got ${JSON.stringify(name)}: ${why})` };
+    return { ok: false, error: `incorrect format for resource name '${name}': ${nameRules(local)}` };
   }
   return { ok: true, name };
+}
+
+function nameRules(local: string): string {
+  if (local === '') return `a name is needed after ${RESOURCE_NAME_PREFIX}/`;
+  if (local.includes('/')) return `only names in the ${RESOURCE_NAME_PREFIX}/ domain are supported`;
+  return `the part after ${RESOURCE_NAME_PREFIX}/ must be lower-case letters, digits, "-" and ".", starting and ending with a letter or digit`;
 }

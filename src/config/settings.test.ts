@@ -103,11 +103,16 @@ describe('applyOverrides: over the file', () => {
   });
 
   test.each<[SettingOverrides, Record<string, string>, string[]]>([
-    [{ migStrategy: 'foo' }, {}, ['invalid --mig-strategy: foo (expected none, single or mixed)']],
+    // NVIDIA's words first (validateFlags), then where the value came from and what was expected.
+    [
+      { migStrategy: 'foo' },
+      {},
+      ['unknown MIG strategy: foo (set by --mig-strategy; expected none, single or mixed)'],
+    ],
     [
       { migStrategy: 'foo' },
       { migStrategy: 'MIG_STRATEGY' },
-      ['invalid MIG_STRATEGY: foo (expected none, single or mixed)'],
+      ['unknown MIG strategy: foo (set by MIG_STRATEGY; expected none, single or mixed)'],
     ],
     [{ failOnInitError: 'yes' }, {}, ['invalid --fail-on-init-error: yes (expected true or false)']],
     [
@@ -122,7 +127,21 @@ describe('applyOverrides: over the file', () => {
       {},
       ['invalid --device-list-strategy: "" (expected envvar, volume-mounts, cdi-annotations or cdi-cri)'],
     ],
-    [{ deviceIDStrategy: 'serial' }, {}, ['invalid --device-id-strategy: serial (expected uuid or index)']],
+    [
+      { deviceIDStrategy: 'serial' },
+      {},
+      ['invalid --device-id-strategy option: serial (expected uuid or index)'],
+    ],
+    [
+      { deviceIDStrategy: 'serial' },
+      { deviceIDStrategy: 'DEVICE_ID_STRATEGY' },
+      ['invalid --device-id-strategy option: serial (set by DEVICE_ID_STRATEGY; expected uuid or index)'],
+    ],
+    [
+      { deviceDiscoveryStrategy: 'wsl' },
+      {},
+      ['invalid --device-discovery-strategy option wsl (expected auto or nvml)'],
+    ],
     [
       { nvidiaDriverRoot: 'run/nvidia' },
       {},
@@ -137,8 +156,8 @@ describe('applyOverrides: over the file', () => {
       { migStrategy: 'x', sharedDevicesAllocationPolicy: 'y' },
       {},
       [
-        'invalid --mig-strategy: x (expected none, single or mixed)',
-        'invalid --shared-devices-allocation-policy: y (expected distributed or packed)',
+        'unknown MIG strategy: x (set by --mig-strategy; expected none, single or mixed)',
+        'invalid --shared-devices-allocation-policy option: y (expected distributed or packed)',
       ],
     ],
   ])('%j is rejected', (overrides, origins, errors) => {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { oneOf } from './describe.js';
 import { choicesOf, type FieldInfo, schemaAt, typeText, unwrap } from './introspect.js';
 import { configErrorMap } from './messages.js';
+import { NVIDIA_CHOICES, type NvidiaChoice } from './nvidia-wording.js';
 import { configFileSchema, type EffectiveConfig } from './schema.js';
 
 interface SettingDeclaration {
@@ -158,7 +159,9 @@ const GO_FALSE = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
 
 /**
  * Applies flag/env overrides to a file's effective configuration (pure: returns a new object). Errors read
- * `invalid --mig-strategy: foo (expected none, single or mixed)`, naming the variable when it came from one.
+ * `invalid --gds-enabled: maybe (expected true or false)`, naming the variable when it came from one; a
+ * value NVIDIA's plugin rejects too starts with NVIDIA's words:
+ * `unknown MIG strategy: foo (set by MIG_STRATEGY; expected none, single or mixed)`.
  * When the driver root is overridden and the dev root is not, the dev root follows the driver root if it
  * was equal to it (it was defaulted, or set to the same directory).
  */
@@ -177,9 +180,7 @@ export function applyOverrides(
     const { schema } = fieldOf(setting.path.slice(1));
     const parsed = value === undefined ? undefined : schema.safeParse(value, { error: configErrorMap });
     if (!parsed?.success) {
-      errors.push(
-        `invalid ${origin}: ${rawText(raw)} (${expectation(setting, parsed?.error.issues[0]?.message)})`,
-      );
+      errors.push(overrideError(setting, origin, raw, parsed?.error.issues[0]?.message));
       continue;
     }
     setAt(config.flags, setting.path.slice(1), parsed.data);
@@ -208,6 +209,23 @@ function coerce(setting: OverridableSetting, raw: RawOverride): unknown {
     return parts.map((s) => s.trim()).filter((s) => s !== '');
   }
   return typeof raw === 'string' ? raw.trim() : undefined;
+}
+
+const NVIDIA_OVERRIDE_CHOICES: Partial<Record<OverrideKey, NvidiaChoice>> = NVIDIA_CHOICES;
+
+function overrideError(
+  setting: OverridableSetting,
+  origin: string,
+  raw: RawOverride,
+  schemaMessage: string | undefined,
+): string {
+  const text = rawText(raw);
+  const expected = expectation(setting, schemaMessage);
+  const nvidia = NVIDIA_OVERRIDE_CHOICES[setting.key];
+  if (!nvidia || nvidia.accepted.includes(text)) return `invalid ${origin}: ${text} (${expected})`;
+  const words = nvidia.rejection(text);
+  // NVIDIA's words name the flag, not the variable it may have come from.
+  return `${words} (${words.includes(origin) ? '' : `set by ${origin}; `}${expected})`;
 }
 
 function expectation(setting: OverridableSetting, schemaMessage: string | undefined): string {

@@ -5,11 +5,11 @@
  * (`invalid`).
  */
 import { EventEmitter } from 'node:events';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import type { Logger } from 'pino';
-import { formatIssue } from './errors.js';
+import { boundLines, formatIssue } from './errors.js';
 import { configHash } from './hash.js';
 import { loadConfigFile } from './load.js';
 import type { EffectiveConfig } from './schema.js';
@@ -145,7 +145,11 @@ async function loadSelection(
 
 export interface ConfigSourceOptions extends LoadRequest {
   logger: Logger;
-  /** quiet time after the last file event before re-reading: one kubelet update fires several events */
+  /**
+   * Quiet time after the last file event before re-reading a file edited in place, which may take
+   * several writes. Atomic replacements (kubelet's `..data` swap, a rename over the file) are re-read
+   * at once: the new content is complete when its name appears.
+   */
   debounceMs?: number;
   /** periodic re-read, in case an event was missed (odd filesystems, inotify limits) */
   resyncIntervalMs?: number;
@@ -153,9 +157,22 @@ export interface ConfigSourceOptions extends LoadRequest {
 
 type ConfigSourceEvents = { change: [ConfigChange]; invalid: [InvalidConfig] };
 
+export const DEFAULT_DEBOUNCE_MS = 100;
+/** The link kubelet's AtomicWriter renames into place to switch a ConfigMap volume to new content. */
+const DATA_LINK = '..data';
+/**
+ * chokidar drops a second `change` of one path within 50 ms of the first (no trailing event), so two
+ * swaps in quick succession would leave the second unseen until the periodic re-read: each swap's
+ * re-read is followed by one more this much later.
+ */
+const RECHECK_AFTER_SWAP_MS = 100;
+/** A reload that failed while the volume was being swapped reads again, up to this many times in all. */
+const MAX_READS_PER_RELOAD = 3;
+
 export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
   private watcher: FSWatcher | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   /** reloads run one at a time; `queued` is the next one, shared by every request made before it starts */
   private chain: Promise<void> = Promise.resolve();
@@ -164,6 +181,9 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
   private lastRejection: string | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
+  private watchKind: ConfigLocation['kind'] = 'file';
+  /** `--config` as a file: which file (device and inode) the last reload read, to tell a rename over it */
+  private readIdentity: string | undefined;
 
   private constructor(
     private readonly options: ConfigSourceOptions,
@@ -188,7 +208,11 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
       },
       `config ${first.loaded.name} loaded (${first.loaded.hash})`,
     );
-    for (const warning of first.loaded.warnings) logger.warn({ config: first.loaded.name }, warning);
+    const warnings = boundLines(first.loaded.warnings);
+    for (const warning of warnings.shown) logger.warn({ config: first.loaded.name }, warning);
+    if (warnings.omitted > 0) {
+      logger.warn({ config: first.loaded.name }, `${warnings.omitted} more warnings not shown`);
+    }
     await source.startWatching(first.loaded.reason === 'file' ? 'file' : 'directory');
     // An update between the first read and the watch being ready would otherwise wait for the re-read.
     void source.reload();
@@ -236,8 +260,10 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
   private async shutDown(): Promise<void> {
     this.closed = true;
     clearTimeout(this.debounceTimer);
+    clearTimeout(this.recheckTimer);
     clearInterval(this.resyncTimer);
     this.debounceTimer = undefined;
+    this.recheckTimer = undefined;
     this.resyncTimer = undefined;
     await this.watcher?.close();
     this.watcher = undefined;
@@ -246,6 +272,8 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
 
   private async startWatching(kind: ConfigLocation['kind']): Promise<void> {
     const { path: configPath, resyncIntervalMs = 60_000 } = this.options;
+    this.watchKind = kind;
+    if (kind === 'file') this.readIdentity = await identityOf(configPath);
     const isDirectory = kind === 'directory';
     const root = path.resolve(configPath);
     // Directory: kubelet switches `..data` atomically and the key links never change, so watch the
@@ -258,11 +286,11 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
           depth: 0,
           ignored: (p: string) => {
             const base = path.basename(p);
-            return path.resolve(p) !== root && base.startsWith('.') && base !== '..data';
+            return path.resolve(p) !== root && base.startsWith('.') && base !== DATA_LINK;
           },
         })
       : watch(configPath, { ignoreInitial: true });
-    watcher.on('all', () => this.scheduleReload());
+    watcher.on('all', (_event, changed) => this.onFileEvent(changed));
     watcher.on('error', (error) =>
       this.options.logger.warn(
         { err: error, file: configPath },
@@ -275,28 +303,74 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
     this.resyncTimer.unref();
   }
 
+  /**
+   * An atomic replacement is re-read at once; anything else (an in-place edit, a key appearing or
+   * vanishing) after the debounce, so that a file still being written is not read half-way.
+   */
+  private onFileEvent(changed: string): void {
+    if (this.closed) return;
+    if (this.watchKind === 'directory') {
+      if (path.basename(changed) === DATA_LINK) this.reloadAtOnce();
+      else this.scheduleReload();
+      return;
+    }
+    void identityOf(this.options.path).then((now) => {
+      if (now !== this.readIdentity) this.reloadAtOnce();
+      else this.scheduleReload();
+    });
+  }
+
+  /** The reload it starts reads everything a pending debounced one would, so that one is dropped. */
+  private reloadAtOnce(): void {
+    if (this.closed) return;
+    clearTimeout(this.debounceTimer);
+    this.debounceTimer = undefined;
+    void this.reload();
+    clearTimeout(this.recheckTimer);
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined;
+      void this.reload();
+    }, RECHECK_AFTER_SWAP_MS);
+  }
+
   private scheduleReload(): void {
     if (this.closed) return;
     clearTimeout(this.debounceTimer);
     this.debounceTimer = setTimeout(() => {
       this.debounceTimer = undefined;
       void this.reload();
-    }, this.options.debounceMs ?? 200);
+    }, this.options.debounceMs ?? DEFAULT_DEBOUNCE_MS);
   }
 
   private async reloadNow(): Promise<void> {
-    if (this.closed) return;
-    let outcome: LoadOutcome;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) return;
+      // Taken before reading: a replacement landing during the read then shows as a new version.
+      const version = await this.volumeVersion();
+      if (this.watchKind === 'file') this.readIdentity = version;
+      const outcome = await this.loadOnce();
+      if (this.closed) return;
+      if (outcome.ok) return this.accept(outcome.loaded);
+      // Keys listed before a swap and read after it can look missing: read again rather than report that.
+      if (attempt < MAX_READS_PER_RELOAD && (await this.volumeVersion()) !== version) continue;
+      return this.reject(outcome);
+    }
+  }
+
+  private async loadOnce(): Promise<LoadOutcome> {
     try {
-      outcome = await loadSelectedConfig({ ...this.options, nodeLabel: this.label });
+      return await loadSelectedConfig({ ...this.options, nodeLabel: this.label });
     } catch (error) {
       // Only a throwing overrides or validate function gets here; treat it like any other rejected config.
       const message = error instanceof Error ? error.message : String(error);
-      outcome = { ok: false, name: this.loaded.name, issues: [`${this.options.path}: ${message}`] };
+      return { ok: false, name: this.loaded.name, issues: [`${this.options.path}: ${message}`] };
     }
-    if (this.closed) return;
-    if (outcome.ok) this.accept(outcome.loaded);
-    else this.reject(outcome);
+  }
+
+  /** What changes with each atomic update: the file's identity, or where a ConfigMap's `..data` points. */
+  private volumeVersion(): Promise<string | undefined> {
+    if (this.watchKind === 'file') return identityOf(this.options.path);
+    return readlink(path.join(this.options.path, DATA_LINK)).catch(() => undefined);
   }
 
   private accept(next: LoadedConfig): void {
@@ -317,6 +391,7 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
       return;
     }
     this.loaded = next;
+    const warnings = boundLines(next.warnings);
     logger.info(
       {
         config: next.name,
@@ -325,25 +400,36 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
         previousHash: previous.hash,
         file: next.file,
         reason: next.reason,
-        warnings: next.warnings,
+        warnings: warnings.shown,
+        ...(warnings.omitted > 0 ? { warningsNotShown: warnings.omitted } : {}),
       },
       `config ${next.name} applied (${previous.hash} → ${next.hash})`,
     );
     this.emitSafely('change', () => this.emit('change', { previous, current: next }));
   }
 
+  /**
+   * One bounded line per rejection: the first issues, each cut short, and how many were left out. A
+   * rejected file can be 1 MiB of problems; its text must not end up in the log whole, nor twice.
+   */
   private reject(invalid: InvalidConfig): void {
     const { logger } = this.options;
     const key = JSON.stringify([invalid.name, invalid.issues]);
     const serving = `still serving ${this.loaded.name} (${this.loaded.hash})`;
+    const count = invalid.issues.length;
+    const problems = `${count} ${count === 1 ? 'problem' : 'problems'}`;
     if (key === this.lastRejection) {
-      logger.debug({ config: invalid.name, issues: invalid.issues }, `config still invalid; ${serving}`);
+      logger.debug(
+        { config: invalid.name, issueCount: count },
+        `config still invalid (${problems}); ${serving}`,
+      );
       return;
     }
     this.lastRejection = key;
+    const { shown, omitted } = boundLines(invalid.issues);
     logger.error(
-      { config: invalid.name, issues: invalid.issues },
-      `config update rejected, ${serving}: ${invalid.issues.join('; ')}`,
+      { config: invalid.name, issues: shown, ...(omitted > 0 ? { issuesNotShown: omitted } : {}) },
+      `config update rejected (${problems}); ${serving}`,
     );
     this.emitSafely('invalid', () => this.emit('invalid', { name: invalid.name, issues: invalid.issues }));
   }
@@ -355,5 +441,15 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
     } catch (error) {
       this.options.logger.error({ err: error, event }, `a config '${event}' listener failed`);
     }
+  }
+}
+
+/** Device and inode of the file `file` resolves to; undefined when it cannot be found. */
+async function identityOf(file: string): Promise<string | undefined> {
+  try {
+    const info = await stat(file);
+    return `${info.dev}:${info.ino}`;
+  } catch {
+    return undefined;
   }
 }

@@ -1,8 +1,8 @@
 /**
  * Config text to plain data. NVIDIA reads its file with sigs.k8s.io/yaml (go-yaml v2, YAML 1.1), so the
  * YAML 1.1 booleans (yes/no/on/off/y/n) are booleans here too; everything else is YAML 1.2, which also
- * parses JSON. YAML 1.1 is not used wholesale: it would read an unquoted MIG index `1:0` as the
- * sexagesimal number 60.
+ * parses JSON. The yaml package's YAML 1.1 schema is not used wholesale: it would read an unquoted MIG
+ * index `1:0` as the base-60 number 60, which go-yaml v2 does not (it reads the string "1:0").
  */
 import { type Document, isNode, LineCounter, parseDocument, type ScalarTag } from 'yaml';
 

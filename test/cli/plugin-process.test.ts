@@ -1,7 +1,7 @@
 /** `vgpu-agent plugin` as a process: registration, HTTP endpoints, SIGTERM, exit codes. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
@@ -174,6 +174,53 @@ describe('vgpu-agent plugin (process)', () => {
     await kubelet.waitFor((s) => s.get('nvidia.com/gpu')?.devices.length === 5, { timeoutMs: 5000 });
   });
 
+  it('refuses a FIFO in the config, keeps following edits and SIGHUP, and still stops cleanly', async () => {
+    const node = await MockNode.create('single-t4');
+    const pluginDir = path.join(node.dir, 'device-plugins');
+    await mkdir(pluginDir, { recursive: true });
+    const kubelet = await KubeletSimulator.start({ dir: pluginDir });
+    const timeSliced = (replicas: number) =>
+      `sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: ${replicas}}]}}`;
+    const configMap = await ConfigMapVolume.create({ default: timeSliced(2) }, path.join(node.dir, 'config'));
+    cleanups.push(async () => {
+      await kubelet.stop();
+      await node.remove();
+    });
+    const run = runCli(['plugin', '--config', configMap.dir, '--device-plugin-dir', pluginDir], {
+      MOCK_NVML_STATE: node.statePath,
+      NVML_LIBRARY: mockNvmlLibraryPath(),
+      METRICS_ADDRESS: '',
+    });
+    const devices = (n: number) => kubelet.waitFor((s) => s.get('nvidia.com/gpu')?.devices.length === n);
+    await devices(2);
+
+    // The key's file replaced by a FIFO behind `..data` (no watched path changes): SIGHUP re-reads it.
+    const keyFile = () => configMap.currentDataDir().then((dir) => path.join(dir, 'default'));
+    const fifo = path.join(node.dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    await rename(fifo, await keyFile());
+    run.child.kill('SIGHUP');
+    const refused = `${path.join(configMap.dir, 'default')}: is a FIFO (named pipe), not a regular file`;
+    await expect
+      .poll(() => run.lines.some((l) => l.level === 50 && String(l.issues).startsWith(refused)), {
+        timeout: 10_000,
+      })
+      .toBe(true);
+
+    // Edits of the ConfigMap still apply, and so does SIGHUP.
+    await configMap.write({ default: timeSliced(5) });
+    await devices(5);
+    await writeFile(await keyFile(), timeSliced(4));
+    run.child.kill('SIGHUP');
+    await devices(4);
+
+    const socket = path.join(pluginDir, 'vgpu-gpu.sock');
+    expect(existsSync(socket)).toBe(true);
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+  });
+
   it('exits 2 naming the file and path when the config is invalid', async () => {
     const node = await MockNode.create('single-t4');
     cleanups.push(() => node.remove());
@@ -268,6 +315,8 @@ describe('vgpu-agent plugin (process)', () => {
     const run = runCli(['plugin', '--mig-strategy', 'sometimes']);
     const { code } = await run.exited;
     expect(code).toBe(2);
-    expect(run.stderr).toContain('--mig-strategy: "sometimes" is not one of none, single, mixed');
+    expect(run.stderr).toContain(
+      'unknown MIG strategy: sometimes (set by --mig-strategy; expected none, single or mixed)',
+    );
   });
 });

@@ -62,7 +62,7 @@ describe('live config reload', () => {
     expect(updates).toBe(0);
     expect(await metricLine(pluginNode, /^vgpu_agent_config_info\{/)).toBe(hashBefore);
     const rejection = pluginNode.logs.find((l) =>
-      String(l.msg).startsWith('config update rejected, still serving default'),
+      String(l.msg).startsWith('config update rejected (1 problem); still serving default'),
     );
     expect(JSON.stringify(rejection?.issues)).toContain(
       'sharing.timeSlicing.resources[0].replicas: number of replicas must be >= 2',
@@ -84,7 +84,7 @@ describe('live config reload', () => {
       .toMatch(/ 1$/);
     expect(
       pluginNode.logs.some((l) =>
-        String(l.msg).includes(
+        JSON.stringify(l.issues ?? []).includes(
           'does not apply to this node: sharing.timeSlicing.resources[0]: no matching device at index 9',
         ),
       ),

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { AdvertisedDevice, DeviceTarget } from '../devices/resource-types.js';
-import type { ContainerAllocateResponse, DeviceSpec, Mount } from './proto.js';
+import type { ContainerAllocateResponse, DeviceSpec, Mount } from '../kubelet-api/proto.js';
 
 export type DeviceListStrategy = 'envvar' | 'volume-mounts' | 'cdi-annotations' | 'cdi-cri';
 export type DeviceIdStrategy = 'uuid' | 'index';

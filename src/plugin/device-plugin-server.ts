@@ -10,7 +10,6 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { KUBELET_MAX_MESSAGE_BYTES } from '../devices/device-list-size.js';
-import type { PluginMetrics } from './metrics.js';
 import {
   type AllocateRequest__Output,
   type AllocateResponse,
@@ -21,7 +20,8 @@ import {
   type PreferredAllocationRequest__Output,
   type PreferredAllocationResponse,
   unixTarget,
-} from './proto.js';
+} from '../kubelet-api/proto.js';
+import type { PluginMetrics } from './metrics.js';
 import { KubeletRegistration } from './registration.js';
 import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';

@@ -10,7 +10,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { KUBELET_SOCKET_NAME } from './proto.js';
+import { KUBELET_SOCKET_NAME } from '../kubelet-api/proto.js';
 import { directoryId, socketId } from './socket-id.js';
 
 export interface KubeletWatcherOptions {

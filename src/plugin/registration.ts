@@ -14,8 +14,13 @@ import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import {
+  KUBELET_API_VERSION,
+  KUBELET_SOCKET_NAME,
+  RegistrationClient,
+  unixTarget,
+} from '../kubelet-api/proto.js';
 import type { PluginMetrics } from './metrics.js';
-import { KUBELET_API_VERSION, KUBELET_SOCKET_NAME, RegistrationClient, unixTarget } from './proto.js';
 import { directoryId, socketId } from './socket-id.js';
 
 export interface RegistrationOptions {

@@ -1,4 +1,4 @@
-import type { ContainerAllocateResponse, Device } from './proto.js';
+import type { ContainerAllocateResponse, Device } from '../kubelet-api/proto.js';
 
 /**
  * What a device plugin server asks of the resource it serves. The server only translates between

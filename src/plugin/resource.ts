@@ -5,6 +5,7 @@
 import { status } from '@grpc/grpc-js';
 import type { HealthState } from '../devices/health-state.js';
 import type { AdvertisedDevice, ResourceSpec } from '../devices/resource-types.js';
+import { type ContainerAllocateResponse, type Device, HEALTHY, UNHEALTHY } from '../kubelet-api/proto.js';
 import { type AllocateSettings, containerAllocateResponse } from './allocate-response.js';
 import {
   preferInOrder,
@@ -14,7 +15,6 @@ import {
   type TopologyScores,
 } from './preferred-allocation.js';
 import { checkPreferredRequest } from './preferred-request.js';
-import { type ContainerAllocateResponse, type Device, HEALTHY, UNHEALTHY } from './proto.js';
 import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
 import type { SplitAllocator } from './split-allocation.js';

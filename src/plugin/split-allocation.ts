@@ -10,6 +10,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AdvertisedDevice } from '../devices/resource-types.js';
+import type { ContainerAllocateResponse, Mount } from '../kubelet-api/proto.js';
 import { distinctTargets } from './allocate-response.js';
 import {
   enforcementProblem,
@@ -18,7 +19,6 @@ import {
   limitsEnforced,
   preloadPlan,
 } from './hami-core-host.js';
-import type { ContainerAllocateResponse, Mount } from './proto.js';
 
 /**
  * HAMi-core's lock directory, the same host directory in every container so that processes of

@@ -20,7 +20,7 @@ import {
   RegistrationClient,
   UNHEALTHY,
   unixTarget,
-} from '../plugin/proto.js';
+} from '../kubelet-api/proto.js';
 import { type DisconnectEvent, isExtendedResourceName, KubeletSimulator } from './kubelet.js';
 
 const GPU = 'nvidia.com/gpu';

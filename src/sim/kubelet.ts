@@ -32,7 +32,7 @@ import {
   type RegistrationHandlers,
   registrationService,
   unixTarget,
-} from '../plugin/proto.js';
+} from '../kubelet-api/proto.js';
 
 export interface KubeletSimulatorOptions {
   /** Device plugin directory (kubelet's /var/lib/kubelet/device-plugins). Created if missing. */

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { ContainerAllocateResponse__Output } from '../../src/plugin/proto.js';
+import type { ContainerAllocateResponse__Output } from '../../src/kubelet-api/proto.js';
 
 const run = promisify(execFile);
 const nativeDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'native');

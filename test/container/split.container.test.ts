@@ -7,7 +7,7 @@
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ContainerAllocateResponse__Output } from '../../src/plugin/proto.js';
+import type { ContainerAllocateResponse__Output } from '../../src/kubelet-api/proto.js';
 import { metricValue, type RunningPluginNode, tempDir, usePluginNodes } from '../helpers/plugin-node.js';
 import { openPodmanOrReason, type Podman } from './podman.js';
 

@@ -13,7 +13,7 @@ import {
 import { gpuTarget, migTarget } from '../../src/devices/mig-strategy.js';
 import type { DeviceTarget } from '../../src/devices/resource-types.js';
 import { shareId } from '../../src/devices/resources.js';
-import { type Device, devicePluginService, HEALTHY, UNHEALTHY } from '../../src/plugin/proto.js';
+import { type Device, devicePluginService, HEALTHY, UNHEALTHY } from '../../src/kubelet-api/proto.js';
 import { gpu, mig } from '../helpers/inventory.js';
 
 /** The bytes grpc-js puts on the wire for this ListAndWatch response (the message, without framing). */

@@ -6,7 +6,7 @@ import {
   type RegistrationHandlers,
   registrationService,
   unixTarget,
-} from '../../src/plugin/proto.js';
+} from '../../src/kubelet-api/proto.js';
 
 export interface SilentKubelet {
   /** Register calls received */

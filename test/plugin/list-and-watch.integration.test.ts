@@ -7,10 +7,10 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KUBELET_MAX_MESSAGE_BYTES } from '../../src/devices/device-list-size.js';
+import { type Device, HEALTHY } from '../../src/kubelet-api/proto.js';
 import { createLogger } from '../../src/log.js';
 import { DevicePluginServer } from '../../src/plugin/device-plugin-server.js';
 import { PluginMetrics } from '../../src/plugin/metrics.js';
-import { type Device, HEALTHY } from '../../src/plugin/proto.js';
 import type { ResourceHandler } from '../../src/plugin/resource-handler.js';
 import { KubeletSimulator } from '../../src/sim/kubelet.js';
 import { tempDir } from '../helpers/plugin-node.js';

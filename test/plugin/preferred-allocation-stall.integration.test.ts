@@ -11,7 +11,7 @@ import {
   DevicePluginClient,
   type PreferredAllocationResponse__Output,
   unixTarget,
-} from '../../src/plugin/proto.js';
+} from '../../src/kubelet-api/proto.js';
 import { type RunningPluginNode, usePluginNodes } from '../helpers/plugin-node.js';
 
 const start = usePluginNodes();

@@ -2,7 +2,7 @@
  * Loads the kubelet protos (device plugin v1beta1, PodResources v1) once and exposes typed service
  * definitions, client constructors and the API constants.
  *
- * The types come from `src/plugin/generated/` (`npm run gen:proto`); the runtime definitions come from
+ * The types come from `src/kubelet-api/generated/` (`npm run gen:proto`); the runtime definitions come from
  * proto-loader with the same options the types were generated with, so the two always agree.
  */
 import { join, resolve } from 'node:path';

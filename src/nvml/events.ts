@@ -11,6 +11,7 @@
  * that arrive while a lost GPU still fails every wait are lost with the old set (NVML offers no way
  * to read them).
  */
+import { Backoff } from '../backoff.js';
 import { HEALTH_EVENT_MASK, NvmlReturn } from './codes.js';
 import { isNotSupported, NvmlError } from './errors.js';
 import type { Nvml } from './nvml.js';
@@ -51,8 +52,8 @@ const MAX_EVENTS_TAKEN_FROM_OLD_SET = 1000;
 export class DeviceEventWatcher {
   private stopping = false;
   private readonly loop: Promise<void>;
-  /** Cuts the error backoff short when stop() or watch() is called. */
-  private wakeFromBackoff: (() => void) | undefined;
+  /** The pause after a failure; stop() and watch() cut it short. */
+  private readonly retry: Backoff;
   /**
    * The devices last asked for, less those that refused to register (asking for them again retries);
    * `rebuildPending` while the current set does not hold them yet.
@@ -67,6 +68,8 @@ export class DeviceEventWatcher {
       Pick<DeviceEventWatcherOptions, 'onRegistered'> & { eventMask: bigint },
   ) {
     this.wanted = registered(current);
+    const pauseMs = options.errorBackoffMs;
+    this.retry = new Backoff({ initialMs: pauseMs, maxMs: pauseMs, multiplier: 1 });
     this.loop = this.run();
   }
 
@@ -100,13 +103,13 @@ export class DeviceEventWatcher {
     if (this.stopping || sameDevices(devices, this.wanted)) return;
     this.wanted = [...devices];
     this.rebuildPending = true;
-    this.wakeFromBackoff?.();
+    this.retry.wake();
   }
 
   private async run(): Promise<void> {
     while (!this.stopping) {
       // Until a new set can be built the old one keeps serving, between two retries.
-      if (this.rebuildPending && !(await this.rebuildOrReport())) await this.backoff();
+      if (this.rebuildPending && !(await this.rebuildOrReport())) await this.retry.pause();
       if (this.stopping) break;
       try {
         const event = await this.nvml.eventSetWait(this.current.set, this.options.waitTimeoutMs);
@@ -118,7 +121,7 @@ export class DeviceEventWatcher {
         this.options.onError(error);
         if (isNotSupported(error)) return;
         // The caller asked for other devices (without the lost GPU): build that set now, not later.
-        if (!this.rebuildPending) await this.backoff();
+        if (!this.rebuildPending) await this.retry.pause();
       }
     }
   }
@@ -166,20 +169,10 @@ export class DeviceEventWatcher {
     }
   }
 
-  private backoff(): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, this.options.errorBackoffMs);
-      this.wakeFromBackoff = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
   /** Stops waiting and frees the event set; resolves within one wait timeout. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wakeFromBackoff?.();
+    this.retry.wake();
     await this.loop;
     freeQuietly(this.nvml, this.current.set);
   }

@@ -4,6 +4,7 @@
  * away, and re-serves and re-registers when kubelet restarts.
  */
 import type { Logger } from 'pino';
+import { Backoff, type BackoffOptions } from '../backoff.js';
 import type { ResourceSpec } from '../devices/resource-types.js';
 import { DevicePluginServer, PluginDirectoryMissingError } from './device-plugin-server.js';
 import { KubeletWatcher } from './kubelet-watcher.js';
@@ -24,8 +25,8 @@ export interface PluginManagerOptions {
   connectionIdleMs?: number;
 }
 
-const RESTART_RETRY_INITIAL_MS = 500;
-const RESTART_RETRY_MAX_MS = 30_000;
+/** Between attempts to serve a resource again; unref'd: a pending retry never holds the process. */
+const RESTART_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, unref: true };
 
 interface Entry {
   resource: Resource;
@@ -35,6 +36,8 @@ interface Entry {
 export class PluginManager {
   private readonly entries = new Map<string, Entry>();
   private stopped = false;
+  /** ends the pauses of restart retries */
+  private readonly stopping = new AbortController();
   /** servers with a restart (or its retries) under way */
   private readonly restarting = new Set<DevicePluginServer>();
   /** the first reconcile is done: failures to serve are then retried instead of thrown */
@@ -106,6 +109,7 @@ export class PluginManager {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     this.watcher.stop();
     await this.reconciling;
     await Promise.all([...this.entries.values()].map((e) => e.server.stop()));
@@ -164,13 +168,18 @@ export class PluginManager {
   private restartServer(server: DevicePluginServer, reason: string): Promise<void> {
     if (this.restarting.has(server)) return Promise.resolve();
     this.restarting.add(server);
-    return this.restartWithRetry(server, reason, 0);
+    return this.restartWithRetry(server, reason, undefined);
   }
 
-  private async restartWithRetry(server: DevicePluginServer, reason: string, attempt: number): Promise<void> {
+  /** One attempt; a failure schedules the next one (`retries` paces them) without waiting for it. */
+  private async restartWithRetry(
+    server: DevicePluginServer,
+    reason: string,
+    retries: Backoff | undefined,
+  ): Promise<void> {
     try {
       // A kubelet restart may have brought the server back while this retry waited.
-      if (attempt === 0 || !(await this.servesOnLiveSocket(server))) await server.restart(reason);
+      if (retries === undefined || !(await this.servesOnLiveSocket(server))) await server.restart(reason);
       this.restarting.delete(server);
     } catch (err) {
       if (this.stopped || !this.isRunning(server) || err instanceof PluginDirectoryMissingError) {
@@ -178,13 +187,16 @@ export class PluginManager {
         this.options.logger.debug({ resource: server.resourceName, err }, 'serving again stopped');
         return;
       }
-      const retryInMs = Math.min(RESTART_RETRY_MAX_MS, RESTART_RETRY_INITIAL_MS * 2 ** attempt);
+      const backoff = retries ?? new Backoff(RESTART_BACKOFF);
+      const retryInMs = backoff.next();
       this.options.logger.error(
-        { resource: server.resourceName, err: (err as Error).message, attempt: attempt + 1, retryInMs },
+        { resource: server.resourceName, err: (err as Error).message, attempt: backoff.failures, retryInMs },
         'serving again failed; retrying',
       );
-      const timer = setTimeout(() => void this.restartWithRetry(server, reason, attempt + 1), retryInMs);
-      timer.unref();
+      void backoff.pause(retryInMs, this.stopping.signal).then(() => {
+        if (this.stopped) this.restarting.delete(server);
+        else return this.restartWithRetry(server, reason, backoff);
+      });
     }
   }
 

@@ -14,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { Backoff } from '../backoff.js';
 import {
   KUBELET_API_VERSION,
   KUBELET_SOCKET_NAME,
@@ -52,6 +53,8 @@ const ONE_SHOT_CHANNEL: grpc.ChannelOptions = {
 
 interface Loop {
   abort: AbortController;
+  /** its pause between attempts, woken when kubelet changes */
+  backoff: Backoff;
   done: Promise<void>;
 }
 
@@ -64,7 +67,6 @@ export class KubeletRegistration {
   private kicked = false;
   /** the kubelet.sock reported while the current attempt ran, if any */
   private reportedDuringAttempt: string | undefined;
-  private wakePause: (() => void) | undefined;
 
   constructor(private readonly options: RegistrationOptions) {
     this.kubeletSocket = path.join(options.pluginDir, KUBELET_SOCKET_NAME);
@@ -83,11 +85,15 @@ export class KubeletRegistration {
     if (this.loop) {
       this.kicked = true;
       this.reportedDuringAttempt = kubeletSocketId;
-      this.wakePause?.();
+      this.loop.backoff.wake();
       return;
     }
     this.setRegistered(null);
-    const loop: Loop = { abort: new AbortController(), done: Promise.resolve() };
+    const backoff = new Backoff({
+      initialMs: this.options.retryInitialMs ?? 250,
+      maxMs: this.options.retryMaxMs ?? 5000,
+    });
+    const loop: Loop = { abort: new AbortController(), backoff, done: Promise.resolve() };
     this.loop = loop;
     loop.done = this.run(loop);
   }
@@ -105,23 +111,21 @@ export class KubeletRegistration {
 
   private async run(loop: Loop): Promise<void> {
     const { signal } = loop.abort;
-    const initial = this.options.retryInitialMs ?? 250;
-    const max = this.options.retryMaxMs ?? 5000;
-    let delay = initial;
+    const { backoff } = loop;
     try {
       for (let attempt = 1; !signal.aborted; attempt++) {
         this.kicked = false;
         this.reportedDuringAttempt = undefined;
         const failure = await this.attempt(signal, attempt);
         if (failure === null || signal.aborted) return;
+        // Kicked: kubelet changed during the attempt, so try again at once and from the first delay.
         const kicked = this.kicked;
-        this.reportFailure(failure, attempt, kicked ? 0 : delay);
-        if (kicked) {
-          delay = initial;
-          continue;
-        }
-        await this.pause(delay, signal);
-        delay = this.kicked ? initial : Math.min(delay * 2, max);
+        if (kicked) backoff.reset();
+        const delayMs = kicked ? 0 : backoff.next();
+        this.reportFailure(failure, attempt, delayMs);
+        if (kicked) continue;
+        await backoff.pause(delayMs, signal);
+        if (this.kicked) backoff.reset();
       }
     } finally {
       // Synchronous with the last attempt's outcome: ensure() never sees a loop that has finished.
@@ -205,21 +209,6 @@ export class KubeletRegistration {
       { kubeletSocket: this.kubeletSocket, attempt, retryInMs, err: err.message },
       'registration with kubelet failed; retrying',
     );
-  }
-
-  /** Waits `ms`, or less when kicked or aborted. */
-  private pause(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        if (this.wakePause === done) this.wakePause = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-      this.wakePause = done;
-    });
   }
 
   private setRegistered(kubeletSocketId: string | null): void {

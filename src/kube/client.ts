@@ -1,16 +1,28 @@
 /**
- * The two Kubernetes API calls the agent makes, and nothing else: read one Node, and watch that Node
- * (a field-selected watch, never the whole node list). Plain node:http(s) rather than
- * @kubernetes/client-node: its 2.x needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB,
- * more than double the agent's runtime dependencies, for two GET requests whose protocol fits here.
+ * The Kubernetes API calls the agent makes, and nothing else: read one object, list a collection and
+ * watch it, always field-selected to this node (read one Node and watch it; list and watch the pods
+ * on this node), never cluster-wide. Plain node:http(s) rather than @kubernetes/client-node: its 2.x
+ * needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
+ * runtime dependencies, for GET requests whose protocol fits here.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
 
+/** The part of any object the agent reads: which version of it this is. */
+export interface KubeObject {
+  metadata: { name: string; resourceVersion: string; namespace?: string; uid?: string };
+}
+
 /** The part of a Node object the agent reads. */
-export interface KubeNode {
-  metadata: { name: string; resourceVersion: string; labels?: Record<string, string> };
+export interface KubeNode extends KubeObject {
+  metadata: KubeObject['metadata'] & { labels?: Record<string, string> };
+}
+
+/** A collection as a list answers it: the objects and the version they were read at. */
+export interface KubeList<T> {
+  metadata: { resourceVersion: string };
+  items: T[];
 }
 
 /** `metav1.Status`, as the API sends it with errors and in ERROR watch events. */
@@ -21,12 +33,17 @@ export interface KubeStatus {
   message?: string;
 }
 
-export type NodeWatchEvent =
-  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: KubeNode }
+/** A change of one object. */
+export type ObjectEvent<T> = { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: T };
+/** What a watch stream carries: changes, bookmarks (only the version moves) and errors. */
+export type WatchEvent<T> =
+  | ObjectEvent<T>
+  | { type: 'BOOKMARK'; object: T }
   | { type: 'ERROR'; object: KubeStatus };
+export type NodeWatchEvent = WatchEvent<KubeNode>;
 
-export interface WatchNodesRequest {
-  /** `metadata.name=<node>`: the watch must stay scoped to this node */
+export interface WatchRequest {
+  /** `metadata.name=<node>`, `spec.nodeName=<node>`: a watch must stay scoped to this node */
   fieldSelector: string;
   /** resume after this version (from the last GET, event or bookmark) */
   resourceVersion: string;
@@ -38,7 +55,11 @@ export interface WatchNodesRequest {
 export interface KubeClient {
   getNode(name: string, signal: AbortSignal): Promise<KubeNode>;
   /** Resolves once the API accepted the watch; the iterable ends when the server closes it. */
-  watchNodes(request: WatchNodesRequest): Promise<AsyncIterable<NodeWatchEvent>>;
+  watchNodes(request: WatchRequest): Promise<AsyncIterable<NodeWatchEvent>>;
+  /** A field-selected list of a collection (`/api/v1/pods`). */
+  list<T>(collection: string, fieldSelector: string, signal: AbortSignal): Promise<KubeList<T>>;
+  /** A field-selected watch of a collection; resolves once the API accepted it. */
+  watch<T>(collection: string, request: WatchRequest): Promise<AsyncIterable<WatchEvent<T>>>;
 }
 
 /** The API answered with an error status (or not at all, status 0). */
@@ -79,7 +100,16 @@ export class HttpKubeClient implements KubeClient {
     return parseJson(await readBody(response), `node ${name}`) as KubeNode;
   }
 
-  async watchNodes(request: WatchNodesRequest): Promise<AsyncIterable<NodeWatchEvent>> {
+  watchNodes(request: WatchRequest): Promise<AsyncIterable<NodeWatchEvent>> {
+    return this.watch<KubeNode>('/api/v1/nodes', request);
+  }
+
+  async list<T>(collection: string, fieldSelector: string, signal: AbortSignal): Promise<KubeList<T>> {
+    const response = await this.request(`${collection}?${new URLSearchParams({ fieldSelector })}`, signal);
+    return parseJson(await readBody(response), `${collection} list`) as KubeList<T>;
+  }
+
+  async watch<T>(collection: string, request: WatchRequest): Promise<AsyncIterable<WatchEvent<T>>> {
     const query = new URLSearchParams({
       fieldSelector: request.fieldSelector,
       watch: 'true',
@@ -89,8 +119,8 @@ export class HttpKubeClient implements KubeClient {
     });
     // The server sends nothing between events; allow its own timeout plus a margin before calling it dead.
     const idleMs = request.timeoutSeconds * 1000 + (this.options.requestTimeoutMs ?? 10_000);
-    const response = await this.request(`/api/v1/nodes?${query}`, request.signal, idleMs);
-    return watchEvents(response);
+    const response = await this.request(`${collection}?${query}`, request.signal, idleMs);
+    return watchEvents<T>(response);
   }
 
   private async request(path: string, signal: AbortSignal, idleMs?: number): Promise<http.IncomingMessage> {
@@ -137,11 +167,14 @@ function statusError(status: number, body: string, path: string): KubeApiError {
   } catch {
     // not a Status object (a proxy's page): the HTTP status says enough
   }
+  const resource = /^\/api\/v1\/([a-z]+)/.exec(path)?.[1] ?? 'it';
+  // The agent reads one Node by name, and lists the other resources it follows.
+  const verbs = resource === 'nodes' ? 'get and watch' : 'list and watch';
   const hint =
     status === 401
       ? ' (the service account token was refused)'
       : status === 403
-        ? ' (the service account needs get and watch on nodes)'
+        ? ` (the service account needs ${verbs} on ${resource})`
         : '';
   const message = detail.message ?? (body.trim().slice(0, 200) || `HTTP ${status}`);
   return new KubeApiError(status, `GET ${path}: ${status} ${message}${hint}`, detail.reason);
@@ -169,7 +202,7 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /** A watch is newline-delimited JSON events; a stream that breaks mid-way throws from the iteration. */
-async function* watchEvents(response: http.IncomingMessage): AsyncGenerator<NodeWatchEvent> {
+async function* watchEvents<T>(response: http.IncomingMessage): AsyncGenerator<WatchEvent<T>> {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   try {
@@ -179,7 +212,7 @@ async function* watchEvents(response: http.IncomingMessage): AsyncGenerator<Node
       while (newline >= 0) {
         const line = pending.slice(0, newline).trim();
         pending = pending.slice(newline + 1);
-        if (line !== '') yield parseJson(line, 'watch event') as NodeWatchEvent;
+        if (line !== '') yield parseJson(line, 'watch event') as WatchEvent<T>;
         newline = pending.indexOf('\n');
       }
       if (pending.length > MAX_BODY_BYTES) throw new KubeApiError(0, 'watch event too large');

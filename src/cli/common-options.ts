@@ -2,7 +2,8 @@
 
 import { LOG_LEVELS } from '../log.js';
 import { DEFAULT_NVML_LIBRARY } from '../nvml/library.js';
-import type { OptionSpec } from './options.js';
+import type { HostPaths } from '../runtime/host.js';
+import type { OptionSpec, OptionValues } from './options.js';
 
 export const loggingOptions: OptionSpec[] = [
   {
@@ -40,3 +41,11 @@ export const nvmlOptions: OptionSpec[] = [
   },
   { flag: 'host-proc', env: 'HOST_PROC', type: 'string', default: '/proc', description: "Host's /proc" },
 ];
+
+/** The host paths nvmlOptions gave. */
+export function hostPathsFrom(values: OptionValues): HostPaths {
+  return {
+    sysfsRoot: values['host-sys'] as string,
+    procRoot: values['host-proc'] as string,
+  };
+}

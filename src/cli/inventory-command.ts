@@ -2,8 +2,7 @@ import { formatInventory } from '../devices/format-inventory.js';
 import { buildInventory } from '../devices/inventory.js';
 import { Nvml } from '../nvml/nvml.js';
 import { type Command, ExitCode } from './command.js';
-import { nvmlOptions } from './common-options.js';
-import { hostPathsFrom } from './host-paths.js';
+import { hostPathsFrom, nvmlOptions } from './common-options.js';
 
 export const inventoryCommand: Command = {
   name: 'inventory',

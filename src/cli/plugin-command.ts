@@ -1,9 +1,9 @@
-/** `vgpu-agent plugin`: flags → config → PluginAgent → run until SIGTERM/SIGINT. */
+/** `vgpu-agent plugin`: flags → config → the plugin on the node runtime → run until SIGTERM/SIGINT. */
 import type { Logger } from 'pino';
 import { configInFileForm } from '../config/file-form.js';
 import { type EffectiveConfig, parseConfig } from '../config/index.js';
 import { CONFIG_LABEL } from '../config/select.js';
-import { type ApplyOverrides, ConfigLoadError, ConfigSource } from '../config/source.js';
+import { type ApplyOverrides, ConfigLoadError } from '../config/source.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
 import { ResourceConfigError } from '../devices/resources.js';
 import { KubeConfigError } from '../kube/in-cluster.js';
@@ -11,13 +11,13 @@ import { NodeLabelWatcher } from '../kube/node-label-watcher.js';
 import { DEFAULT_DEVICE_PLUGIN_DIR } from '../kubelet-api/proto.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { NvmlLibraryError } from '../nvml/errors.js';
-import { PluginAgent } from '../plugin/agent.js';
-import { followConfigUpdates, nodeValidator } from '../plugin/live-config.js';
+import { LiveConfig } from '../plugin/live-config.js';
+import { LivePlugin } from '../plugin/live-plugin.js';
 import { type Command, ExitCode } from './command.js';
-import { loggingOptions, nvmlOptions } from './common-options.js';
-import { hostPathsFrom } from './host-paths.js';
-import { UsageError } from './options.js';
+import { hostPathsFrom, loggingOptions, nvmlOptions } from './common-options.js';
+import { type OptionValues, UsageError } from './options.js';
 import { overrideOptions, overridesFrom } from './override-options.js';
+import { stopWithin, waitForSignal } from './signals.js';
 import { agentVersion } from './version.js';
 
 /** SIGTERM must end the process within 2 s even if something hangs. */
@@ -73,92 +73,87 @@ export const pluginCommand: Command = {
   async run(args, io) {
     const v = args.values;
     const logger = createLogger({ level: v['log-level'] as LogLevel, format: v['log-format'] as LogFormat });
-    const applyFlags = overridesFrom(v, io.env);
     const nodeName = v['node-name'] as string | undefined;
     const labels = v['kube-api'] ? await watchNodeLabel(nodeName, logger) : undefined;
-    const forThisNode = nodeValidator();
-    const source = await openConfig(v.config as string | undefined, {
-      configName: v['config-name'] as string | undefined,
-      nodeLabel: labels?.value,
-      overrides: applyFlags,
-      validate: forThisNode.validate,
-      logger,
-    });
-    const config = source ? source.current.config : defaultConfig(applyFlags);
+    const config = await openConfig(v, io.env, labels?.value, logger);
     logger.info(
-      { config: configInFileForm(config), node: nodeName, configName: source?.current.name ?? null },
+      { config: configInFileForm(config.current), node: nodeName, configName: config.name },
       'effective configuration',
     );
-
-    let agent: PluginAgent;
-    try {
-      agent = await PluginAgent.start({
-        config,
-        logger,
-        nvmlLibrary: v['nvml-library'] as string,
-        hostPaths: hostPathsFrom(v),
-        pluginDir: v['device-plugin-dir'] as string,
-        metricsAddress: (v['metrics-address'] as string) || null,
-        env: io.env,
-        agentVersion: agentVersion(),
-      });
-    } catch (err) {
-      if (err instanceof MigStrategyError || err instanceof ResourceConfigError) {
-        // The config watch would keep the process alive: exit 2 needs it closed.
-        await labels?.watcher.stop();
-        await source?.close();
-        throw new UsageError(`the config cannot apply to this node: ${err.message}`);
-      }
-      if (err instanceof NvmlLibraryError && !config.flags.failOnInitError) {
-        // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle.
-        logger.error({ err: err.message }, 'NVML unavailable and failOnInitError=false: idling');
-        await waitForSignal();
-        return ExitCode.OK;
-      }
+    const closeConfig = async () => {
       await labels?.watcher.stop();
-      await source?.close();
-      throw err;
-    }
-    forThisNode.bind(agent);
-    if (source) followConfigUpdates(source, agent, logger);
-    labels?.follow((value) => source?.setNodeLabel(value));
+      await config.close();
+    };
+    const plugin = await startPlugin(config, v, io.env, logger, closeConfig);
+    if (!plugin) return ExitCode.OK;
+    labels?.follow((value) => config.source?.setNodeLabel(value));
     // NVIDIA restarts on SIGHUP; we only need to re-read the config.
-    const onHangup = () => void source?.reload();
+    const onHangup = () => void config.source?.reload();
     process.on('SIGHUP', onHangup);
 
     const signal = await waitForSignal();
     logger.info({ signal }, 'stopping');
-    const deadline = setTimeout(() => {
-      logger.error('stop took too long: exiting');
-      process.exit(ExitCode.OK);
-    }, STOP_DEADLINE_MS);
-    deadline.unref();
-    process.off('SIGHUP', onHangup);
-    await labels?.watcher.stop();
-    await source?.close();
-    await agent.stop();
-    clearTimeout(deadline);
+    await stopWithin(STOP_DEADLINE_MS, logger, async () => {
+      process.off('SIGHUP', onHangup);
+      await labels?.watcher.stop();
+      await plugin.stop();
+    });
     logger.info('stopped: sockets removed');
     return ExitCode.OK;
   },
 };
 
-interface OpenConfigOptions {
-  configName: string | undefined;
-  nodeLabel: string | undefined;
-  overrides: ApplyOverrides;
-  validate: (config: EffectiveConfig) => string[];
-  logger: Logger;
+/**
+ * The plugin on the opened config; undefined once it has idled until a signal (NVML unavailable and
+ * failOnInitError=false). A config that cannot apply to this node is a usage error (exit 2).
+ */
+async function startPlugin(
+  config: LiveConfig,
+  v: OptionValues,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+  closeConfig: () => Promise<void>,
+): Promise<LivePlugin | undefined> {
+  try {
+    return await LivePlugin.startWith(config, {
+      logger,
+      nvmlLibrary: v['nvml-library'] as string,
+      hostPaths: hostPathsFrom(v),
+      agentVersion: agentVersion(),
+      pluginDir: v['device-plugin-dir'] as string,
+      metricsAddress: (v['metrics-address'] as string) || null,
+      env,
+    });
+  } catch (err) {
+    if (err instanceof NvmlLibraryError && !config.current.flags.failOnInitError) {
+      // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle.
+      logger.error({ err: err.message }, 'NVML unavailable and failOnInitError=false: idling');
+      await waitForSignal();
+      await closeConfig();
+      return undefined;
+    }
+    // The config watch would keep the process alive: exit 2 needs it closed.
+    await closeConfig();
+    if (err instanceof MigStrategyError || err instanceof ResourceConfigError)
+      throw new UsageError(`the config cannot apply to this node: ${err.message}`);
+    throw err;
+  }
 }
 
-/** The live config source, or undefined when no --config is given (NVIDIA's defaults, plus flags). */
+/** The followed config (--config), or NVIDIA's defaults plus the flags; bad config is exit 2. */
 async function openConfig(
-  path: string | undefined,
-  options: OpenConfigOptions,
-): Promise<ConfigSource | undefined> {
-  if (!path) return undefined;
+  v: OptionValues,
+  env: NodeJS.ProcessEnv,
+  nodeLabel: string | undefined,
+  logger: Logger,
+): Promise<LiveConfig> {
+  const overrides = overridesFrom(v, env);
+  const path = v.config as string | undefined;
+  if (!path) return LiveConfig.open({ fixed: defaultConfig(overrides) });
   try {
-    return await ConfigSource.open({ path, ...options });
+    return await LiveConfig.open({
+      follow: { path, configName: v['config-name'] as string | undefined, nodeLabel, overrides, logger },
+    });
   } catch (err) {
     if (err instanceof ConfigLoadError) throw new UsageError(`invalid config:\n${err.issues.join('\n')}`);
     throw err;
@@ -198,19 +193,4 @@ async function watchNodeLabel(nodeName: string | undefined, logger: Logger) {
       callback(watcher.value);
     },
   };
-}
-
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    // Signal handlers do not keep Node alive; when idling (failOnInitError=false) nothing else does.
-    const keepAlive = setInterval(() => {}, 1 << 30);
-    const done = (signal: NodeJS.Signals) => {
-      clearInterval(keepAlive);
-      process.off('SIGTERM', done);
-      process.off('SIGINT', done);
-      resolve(signal);
-    };
-    process.on('SIGTERM', done);
-    process.on('SIGINT', done);
-  });
 }

@@ -6,8 +6,8 @@ import { NVLINK_MAX_LINKS, TopologyLevel } from '../nvml/codes.js';
 import { isNotSupported } from '../nvml/errors.js';
 import type { Nvml } from '../nvml/nvml.js';
 import type { DeviceHandle, MigDeviceAttributes } from '../nvml/types.js';
+import { DEFAULT_HOST_PATHS, type HostPaths, readMigMinors, readNumaNode } from '../runtime/host.js';
 import type { Gpu, GpuLink, Inventory, InventoryProblem, MigDevice } from './inventory-types.js';
-import { DEFAULT_HOST_PATHS, type HostPaths, readMigMinors, readNumaNode } from './sysfs.js';
 
 const MIB = 1024 * 1024;
 

@@ -5,6 +5,7 @@
  * allocations stay valid across restarts and reloads.
  */
 import type { DeviceSelection } from '../config/devices.js';
+import type { EffectiveConfig } from '../config/schema.js';
 import {
   bytesText,
   DEVICE_LIST_LIMIT_BYTES,
@@ -34,6 +35,15 @@ export interface SharingConfig {
       memoryScaling: number;
       coreScaling: number;
     })[];
+  };
+}
+
+/** The part of an effective config that decides the resources. */
+export function sharingConfigOf(config: EffectiveConfig): SharingConfig {
+  return {
+    migStrategy: config.flags.migStrategy,
+    timeSlicing: config.sharing.timeSlicing,
+    split: config.sharing.split,
   };
 }
 

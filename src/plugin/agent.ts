@@ -1,146 +1,103 @@
 /**
- * `vgpu-agent plugin` as a component: NVML → inventory → (config, inventory) → resources → one
- * device plugin server per resource, with health monitoring and the HTTP status endpoint. The CLI,
- * the demo and the integration tests all start it through here.
+ * `vgpu-agent plugin` as a component on the node runtime (NVML, inventory, metrics registry): the
+ * config and the inventory give the resources, one device plugin server each, with health monitoring.
+ * live-plugin.ts starts it, with its live config, for the CLI, the demo and the tests.
  */
 import type { Logger } from 'pino';
-import { type HealthCheckSettings, healthChecksFromEnv } from '../config/health-checks.js';
+import { healthChecksFromEnv } from '../config/health-checks.js';
 import type { EffectiveConfig } from '../config/schema.js';
 import { HealthMonitor } from '../devices/health-monitor.js';
-import { buildInventory } from '../devices/inventory.js';
 import type { Inventory } from '../devices/inventory-types.js';
 import type { ResourceSpec } from '../devices/resource-types.js';
-import { buildResources, type SharingConfig } from '../devices/resources.js';
-import type { HostPaths } from '../devices/sysfs.js';
-import { StatusServer } from '../http/status-server.js';
-import { Nvml } from '../nvml/nvml.js';
+import { buildResources, sharingConfigOf } from '../devices/resources.js';
+import { detectHamiCore } from '../runtime/hami-core-host.js';
+import type { Component, NodeRuntime } from '../runtime/node-runtime.js';
 import { allocateSettingsFrom } from './allocate-settings.js';
-import { routeGrpcLogs } from './grpc-log.js';
-import { detectHamiCore } from './hami-core-host.js';
 import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
 import { TopologyScores } from './preferred-allocation.js';
 import type { ResourceContext } from './resource.js';
 import { SplitAllocator } from './split-allocation.js';
 
+/** Timing knobs; the defaults suit production, tests shorten them. */
+export interface PluginTuning {
+  registerTimeoutMs?: number;
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  watchPollIntervalMs?: number;
+  connectionIdleMs?: number;
+  healthProbeIntervalMs?: number;
+  eventWaitTimeoutMs?: number;
+}
+
 export interface PluginAgentOptions {
+  runtime: NodeRuntime;
   config: EffectiveConfig;
-  logger: Logger;
-  nvmlLibrary: string;
-  hostPaths: HostPaths;
   /** kubelet's device plugin directory */
   pluginDir: string;
-  /** `:9396`; null = no HTTP endpoint (tests that do not need it) */
-  metricsAddress: string | null;
   /** for DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS */
   env: NodeJS.ProcessEnv;
-  agentVersion: string;
-  /** timing knobs; defaults suit production, tests shorten them */
-  tuning?: {
-    registerTimeoutMs?: number;
-    retryInitialMs?: number;
-    retryMaxMs?: number;
-    watchPollIntervalMs?: number;
-    connectionIdleMs?: number;
-    healthProbeIntervalMs?: number;
-    eventWaitTimeoutMs?: number;
-  };
+  tuning?: PluginTuning;
 }
 
-export function sharingConfigOf(config: EffectiveConfig): SharingConfig {
-  return {
-    migStrategy: config.flags.migStrategy,
-    timeSlicing: config.sharing.timeSlicing,
-    split: config.sharing.split,
-  };
+/** What a config gives on this node: the resources and what their servers need to answer kubelet. */
+interface Plan {
+  resources: ResourceSpec[];
+  context: ResourceContext;
 }
 
-export class PluginAgent {
-  private statusServer: StatusServer | undefined;
+export class PluginAgent implements Component {
+  readonly metrics: PluginMetrics;
+  readonly health: HealthMonitor;
+  readonly manager: PluginManager;
+  private readonly logger: Logger;
+  private config: EffectiveConfig;
 
-  private constructor(
-    private readonly options: PluginAgentOptions,
-    readonly metrics: PluginMetrics,
-    private readonly nvml: Nvml,
-    readonly inventory: Inventory,
-    readonly health: HealthMonitor,
-    readonly manager: PluginManager,
-    private config: EffectiveConfig,
-  ) {}
-
-  static async start(options: PluginAgentOptions): Promise<PluginAgent> {
-    const { logger } = options;
-    routeGrpcLogs(logger);
-    const metrics = new PluginMetrics();
-    const nvml = await Nvml.open({
-      libraryPath: options.nvmlLibrary,
-      onError: (e) => metrics.countNvmlError(e),
+  private constructor(private readonly options: PluginAgentOptions) {
+    const { runtime, tuning } = options;
+    this.logger = runtime.logger;
+    this.config = options.config;
+    const metrics = new PluginMetrics(runtime.metrics.registry);
+    this.metrics = metrics;
+    const checks = healthChecksFromEnv(options.env, options.config.health);
+    for (const warning of checks.warnings) this.logger.warn(warning);
+    this.health = new HealthMonitor({
+      nvml: runtime.nvml,
+      inventory: runtime.inventory,
+      settings: { ...checks, recoverAfterSeconds: options.config.health.recoverAfterSeconds },
+      logger: this.logger,
+      probeIntervalMs: tuning?.healthProbeIntervalMs,
+      eventWaitTimeoutMs: tuning?.eventWaitTimeoutMs,
+      onXid: (xid, acted) =>
+        metrics.healthEvents.inc({ xid: String(xid), action: acted ? 'unhealthy' : 'ignored' }),
+      onChange: (state) => {
+        metrics.unhealthyDevices.set(state.records().length);
+        this.manager.healthChanged();
+      },
     });
-    try {
-      const inventory = await buildInventory(nvml, options.hostPaths);
-      metrics.buildInfo.set({ version: options.agentVersion, driver_version: inventory.driverVersion }, 1);
-      logInventory(logger, nvml, inventory);
+    this.manager = new PluginManager({
+      pluginDir: options.pluginDir,
+      logger: this.logger,
+      metrics,
+      ...tuning,
+    });
+  }
 
-      const built = buildResources(sharingConfigOf(options.config), inventory);
-      for (const warning of built.warnings)
-        logger.warn({ config: warning }, 'config does not apply fully to this node');
+  /** Advertises what the config gives on this node; throws when the config cannot apply here. */
+  static async start(options: PluginAgentOptions): Promise<PluginAgent> {
+    const agent = new PluginAgent(options);
+    const plan = await agent.plan(options.config);
+    await agent.manager.start(plan.resources, plan.context);
+    agent.health.start();
+    return agent;
+  }
 
-      const healthChecks = healthChecksFromEnv(options.env, options.config.health);
-      for (const warning of healthChecks.warnings) logger.warn(warning);
-      let manager: PluginManager | undefined;
-      const health = new HealthMonitor({
-        nvml,
-        inventory,
-        settings: healthSettings(healthChecks, options.config),
-        logger,
-        probeIntervalMs: options.tuning?.healthProbeIntervalMs,
-        eventWaitTimeoutMs: options.tuning?.eventWaitTimeoutMs,
-        onXid: (xid, acted) =>
-          metrics.healthEvents.inc({ xid: String(xid), action: acted ? 'unhealthy' : 'ignored' }),
-        onChange: (state) => {
-          metrics.unhealthyDevices.set(state.records().length);
-          manager?.healthChanged();
-        },
-      });
-      manager = new PluginManager({
-        pluginDir: options.pluginDir,
-        logger,
-        metrics,
-        context: await resourceContext(options.config, inventory, health, built.resources, metrics, logger),
-        registerTimeoutMs: options.tuning?.registerTimeoutMs,
-        retryInitialMs: options.tuning?.retryInitialMs,
-        retryMaxMs: options.tuning?.retryMaxMs,
-        watchPollIntervalMs: options.tuning?.watchPollIntervalMs,
-        connectionIdleMs: options.tuning?.connectionIdleMs,
-      });
-      const agent = new PluginAgent(options, metrics, nvml, inventory, health, manager, options.config);
-      logResources(logger, built.resources);
-      await manager.start(built.resources);
-      health.start();
-      if (options.metricsAddress !== null) {
-        agent.statusServer = await StatusServer.start({
-          address: options.metricsAddress,
-          registry: metrics.registry,
-          notReadyReason: () => agent.notReadyReason(),
-        });
-        logger.info(
-          { address: options.metricsAddress, port: agent.statusServer.port },
-          'serving /metrics, /healthz, /readyz',
-        );
-      }
-      return agent;
-    } catch (err) {
-      nvml.shutdown();
-      throw err;
-    }
+  get inventory(): Inventory {
+    return this.options.runtime.inventory;
   }
 
   get currentConfig(): EffectiveConfig {
     return this.config;
-  }
-
-  get statusPort(): number | undefined {
-    return this.statusServer?.port;
   }
 
   /** null when every resource is registered with kubelet and kubelet has its devices. */
@@ -166,86 +123,44 @@ export class PluginAgent {
 
   /** Applies a new (validated) config: only resources whose devices changed see an update. */
   async applyConfig(config: EffectiveConfig): Promise<void> {
-    const built = this.resourcesFor(config);
-    for (const warning of built.warnings)
-      this.options.logger.warn({ config: warning }, 'config does not apply fully to this node');
-    const context = await resourceContext(
-      config,
-      this.inventory,
-      this.health,
-      built.resources,
-      this.metrics,
-      this.options.logger,
-    );
-    await this.manager.apply(built.resources, context);
-    this.health.updateSettings(healthSettings(healthChecksFromEnv(this.options.env, config.health), config));
+    const plan = await this.plan(config);
+    await this.manager.apply(plan.resources, plan.context);
+    const checks = healthChecksFromEnv(this.options.env, config.health);
+    this.health.updateSettings({ ...checks, recoverAfterSeconds: config.health.recoverAfterSeconds });
     this.config = config;
-    logResources(this.options.logger, built.resources);
   }
 
+  /** Stops health checks and every server (sockets removed); NVML is the runtime's to shut down. */
   async stop(): Promise<void> {
-    await this.statusServer?.stop();
     await this.health.stop();
     await this.manager.stop();
-    this.nvml.shutdown();
   }
-}
 
-async function resourceContext(
-  config: EffectiveConfig,
-  inventory: Inventory,
-  health: HealthMonitor,
-  resources: readonly ResourceSpec[],
-  metrics: PluginMetrics,
-  logger: Logger,
-): Promise<ResourceContext> {
-  const context: ResourceContext = {
-    health: health.state,
-    allocate: await allocateSettingsFrom(config),
-    sharedAllocationPolicy: config.flags.plugin.sharedDevicesAllocationPolicy,
-    topology: TopologyScores.of(inventory),
-  };
-  const split = resources.filter((r) => r.sharing === 'split');
-  metrics.splitLimitsEnforced.reset();
-  if (split.length > 0) {
-    context.split = new SplitAllocator(await detectHamiCore(config.sharing.split.hookPath), logger);
-    for (const r of split)
-      metrics.splitLimitsEnforced.set({ resource: r.name }, context.split.enforced ? 1 : 0);
+  private async plan(config: EffectiveConfig): Promise<Plan> {
+    const built = this.resourcesFor(config);
+    for (const warning of built.warnings)
+      this.logger.warn({ config: warning }, 'config does not apply fully to this node');
+    const context: ResourceContext = {
+      health: this.health.state,
+      allocate: await allocateSettingsFrom(config),
+      sharedAllocationPolicy: config.flags.plugin.sharedDevicesAllocationPolicy,
+      topology: TopologyScores.of(this.inventory),
+    };
+    const split = built.resources.filter((r) => r.sharing === 'split');
+    this.metrics.splitLimitsEnforced.reset();
+    if (split.length > 0) {
+      context.split = new SplitAllocator(await detectHamiCore(config.sharing.split.hookPath), this.logger);
+      for (const r of split)
+        this.metrics.splitLimitsEnforced.set({ resource: r.name }, context.split.enforced ? 1 : 0);
+    }
+    this.logger.info(
+      {
+        resources: Object.fromEntries(
+          built.resources.map((r) => [r.name, `${r.devices.length} (${r.sharing})`]),
+        ),
+      },
+      'resources to advertise',
+    );
+    return { resources: built.resources, context };
   }
-  return context;
-}
-
-function healthSettings(checks: HealthCheckSettings, config: EffectiveConfig) {
-  return {
-    enabled: checks.enabled,
-    disabledXids: checks.disabledXids,
-    onlyXids: checks.onlyXids,
-    recoverAfterSeconds: config.health.recoverAfterSeconds,
-  };
-}
-
-function logInventory(logger: Logger, nvml: Nvml, inventory: Inventory): void {
-  logger.info(
-    {
-      library: nvml.libraryPath,
-      driver: inventory.driverVersion,
-      cuda: inventory.cudaDriverVersion,
-      gpus: inventory.gpus.map((g) => ({
-        index: g.index,
-        uuid: g.uuid,
-        name: g.name,
-        mig: g.migEnabled ? g.migDevices.length : undefined,
-      })),
-      missingNvmlSymbols: nvml.missingSymbols.length > 0 ? nvml.missingSymbols : undefined,
-    },
-    'NVML inventory',
-  );
-  for (const problem of inventory.problems) logger.error(problem, 'device left out: NVML cannot read it');
-}
-
-function logResources(logger: Logger, resources: readonly ResourceSpec[]): void {
-  logger.info(
-    { resources: Object.fromEntries(resources.map((r) => [r.name, `${r.devices.length} (${r.sharing})`])) },
-    'resources to advertise',
-  );
 }

@@ -11,7 +11,7 @@ import {
   limitsEnforced,
   parsePreloadList,
   preloadPlan,
-} from './hami-core-host.js';
+} from '../runtime/hami-core-host.js';
 import { SplitAllocator } from './split-allocation.js';
 
 const dirs: string[] = [];

@@ -16,7 +16,6 @@ export interface PluginManagerOptions {
   pluginDir: string;
   logger: Logger;
   metrics: PluginMetrics;
-  context: ResourceContext;
   /** registration retry and kubelet watch tuning (tests shorten them) */
   registerTimeoutMs?: number;
   retryInitialMs?: number;
@@ -42,12 +41,12 @@ export class PluginManager {
   private readonly restarting = new Set<DevicePluginServer>();
   /** the first reconcile is done: failures to serve are then retried instead of thrown */
   private initialised = false;
-  private context: ResourceContext;
+  /** what the resources' answers depend on; set by start(), replaced by apply() */
+  private context: ResourceContext | undefined;
   private readonly watcher: KubeletWatcher;
   private reconciling: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: PluginManagerOptions) {
-    this.context = options.context;
     this.watcher = new KubeletWatcher({
       pluginDir: options.pluginDir,
       logger: options.logger,
@@ -72,9 +71,9 @@ export class PluginManager {
     });
   }
 
-  async start(specs: readonly ResourceSpec[]): Promise<void> {
+  async start(specs: readonly ResourceSpec[], context: ResourceContext): Promise<void> {
     await this.watcher.start();
-    await this.apply(specs);
+    await this.apply(specs, context);
   }
 
   /** Every resource is registered with kubelet and kubelet has its devices (true when there is none). */
@@ -132,7 +131,7 @@ export class PluginManager {
         existing.server.devicesChanged();
         continue;
       }
-      const resource = new Resource(spec, () => this.context);
+      const resource = new Resource(spec, () => this.context!);
       const server = new DevicePluginServer({
         handler: resource,
         pluginDir: this.options.pluginDir,

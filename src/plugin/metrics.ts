@@ -1,9 +1,14 @@
-/** The plugin's own metrics (`vgpu_agent_*`), on a registry of their own so tests can read them. */
+/**
+ * The plugin's own metrics (`vgpu_agent_*`), added to the runtime's registry (build info, NVML errors
+ * and process metrics are there already); a registry of their own when a test builds one alone.
+ */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { NvmlError } from '../nvml/errors.js';
+import { MetricFamilies } from '../runtime/metrics.js';
 
-export class PluginMetrics {
-  readonly registry = new Registry();
+export class PluginMetrics extends MetricFamilies {
+  constructor(registry: Registry = new Registry()) {
+    super(registry);
+  }
 
   readonly devices = new Gauge({
     name: 'vgpu_agent_devices',
@@ -54,13 +59,6 @@ export class PluginMetrics {
     registers: [this.registry],
   });
 
-  readonly nvmlErrors = new Counter({
-    name: 'vgpu_agent_nvml_errors_total',
-    help: 'Failed NVML calls, by function and return code name',
-    labelNames: ['function', 'code'] as const,
-    registers: [this.registry],
-  });
-
   readonly healthEvents = new Counter({
     name: 'vgpu_agent_health_events_total',
     help: 'Xid events seen, by xid and action (unhealthy or ignored)',
@@ -95,20 +93,9 @@ export class PluginMetrics {
     registers: [this.registry],
   });
 
-  readonly buildInfo = new Gauge({
-    name: 'vgpu_agent_build_info',
-    help: 'Always 1; labels tell the agent version and the NVML driver version',
-    labelNames: ['version', 'driver_version'] as const,
-    registers: [this.registry],
-  });
-
   /** Exactly one config_info series: the one being served. */
   setConfigInfo(name: string, hash: string): void {
     this.configInfo.reset();
     this.configInfo.set({ name, hash }, 1);
-  }
-
-  countNvmlError(error: NvmlError): void {
-    this.nvmlErrors.inc({ function: error.functionName, code: error.codeName });
   }
 }

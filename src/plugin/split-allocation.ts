@@ -11,14 +11,14 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AdvertisedDevice } from '../devices/resource-types.js';
 import type { ContainerAllocateResponse, Mount } from '../kubelet-api/proto.js';
-import { distinctTargets } from './allocate-response.js';
 import {
   enforcementProblem,
   type HamiCoreHost,
   installAdvice,
   limitsEnforced,
   preloadPlan,
-} from './hami-core-host.js';
+} from '../runtime/hami-core-host.js';
+import { distinctTargets } from './allocate-response.js';
 
 /**
  * HAMi-core's lock directory, the same host directory in every container so that processes of

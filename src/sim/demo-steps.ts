@@ -13,8 +13,8 @@ import type { ConfigSource, InvalidConfig } from '../config/source.js';
 import { formatInventory } from '../devices/format-inventory.js';
 import type { Gpu } from '../devices/inventory-types.js';
 import { GPU_RESOURCE } from '../devices/mig-strategy.js';
-import type { PluginAgent } from '../plugin/agent.js';
-import { describeEnforcement, detectHamiCore } from '../plugin/hami-core-host.js';
+import type { LivePlugin } from '../plugin/live-plugin.js';
+import { describeEnforcement, detectHamiCore } from '../runtime/hami-core-host.js';
 import type { ConfigMapVolume } from './configmap-volume.js';
 import { connectedResources, describeDevice, describeResources, freeDevices } from './demo-view.js';
 import type { KubeletSimulator, KubeletState } from './kubelet.js';
@@ -23,7 +23,7 @@ import type { MockNode } from './mock-node.js';
 export interface DemoContext {
   say: (line?: string) => void;
   node: MockNode;
-  agent: PluginAgent;
+  plugin: LivePlugin;
   kubelet: KubeletSimulator;
   configMap: ConfigMapVolume;
   source: ConfigSource;
@@ -52,7 +52,8 @@ const inventoryStep: DemoStep = {
   name: 'inventory',
   heading: () => 'What NVML reports (through koffi)',
   run: async (ctx) => {
-    for (const line of formatInventory(ctx.agent.inventory).split('\n')) ctx.say(`   ${line.trim()}`);
+    for (const line of formatInventory(ctx.plugin.runtime.inventory).split('\n'))
+      ctx.say(`   ${line.trim()}`);
   },
 };
 
@@ -226,17 +227,17 @@ function parseDemoConfig(text: string): EffectiveConfig {
 
 /** Resource name → device count the agent advertises under `text`. */
 function advertisedUnder(ctx: DemoContext, text: string): Map<string, number> {
-  const { resources } = ctx.agent.resourcesFor(parseDemoConfig(text));
+  const { resources } = ctx.plugin.agent.resourcesFor(parseDemoConfig(text));
   return new Map(resources.map((r) => [r.name, r.devices.length]));
 }
 
 function whyNotApplicable(ctx: DemoContext, text: string): string | null {
-  return ctx.agent.problemsWith(parseDemoConfig(text))[0] ?? null;
+  return ctx.plugin.agent.problemsWith(parseDemoConfig(text))[0] ?? null;
 }
 
 /** The resources of the config being served now. */
 function advertisedNames(ctx: DemoContext): string[] {
-  return ctx.agent.resourcesFor(ctx.agent.currentConfig).resources.map((r) => r.name);
+  return ctx.plugin.agent.resourcesFor(ctx.plugin.agent.currentConfig).resources.map((r) => r.name);
 }
 
 /** Writes the ConfigMap as kubelet does and waits until kubelet sees what the agent should advertise. */
@@ -295,7 +296,7 @@ async function admitPod(ctx: DemoContext, resource: string, count: number): Prom
   }
   const { deviceIds, response } = await ctx.kubelet.allocate(resource, count);
   ctx.pods.push({ resource, deviceIds });
-  const devices = deviceIds.map((id) => describeDevice(ctx.agent.inventory, id));
+  const devices = deviceIds.map((id) => describeDevice(ctx.plugin.runtime.inventory, id));
   ctx.say(`   pod ${pod}: ${count} × ${resource} → ${devices.join(', ')}`);
   for (const [key, value] of Object.entries(response.envs ?? {})) ctx.say(`     env ${key}=${value}`);
 }
@@ -308,12 +309,12 @@ function finishPods(ctx: DemoContext): void {
 // --- Choices from the inventory -------------------------------------------------------------------
 
 function migModeGpus(ctx: DemoContext): Gpu[] {
-  return ctx.agent.inventory.gpus.filter((g) => g.migEnabled && g.migDevices.length > 0);
+  return ctx.plugin.runtime.inventory.gpus.filter((g) => g.migEnabled && g.migDevices.length > 0);
 }
 
 /** Where two time-sliced pods are shown: a MIG resource when there is one, the fewest devices first. */
 function sharedResource(ctx: DemoContext): string {
-  const { resources } = ctx.agent.resourcesFor(ctx.agent.currentConfig);
+  const { resources } = ctx.plugin.agent.resourcesFor(ctx.plugin.agent.currentConfig);
   const ranked = [...resources].sort(
     (a, b) =>
       Number(b.name !== GPU_RESOURCE) - Number(a.name !== GPU_RESOURCE) ||
@@ -325,5 +326,5 @@ function sharedResource(ctx: DemoContext): string {
 
 /** The GPU the Xid hits: one in MIG mode when there is one (its MIG devices follow it), else the last. */
 function xidVictim(ctx: DemoContext): Gpu | undefined {
-  return migModeGpus(ctx).at(-1) ?? ctx.agent.inventory.gpus.at(-1);
+  return migModeGpus(ctx).at(-1) ?? ctx.plugin.runtime.inventory.gpus.at(-1);
 }

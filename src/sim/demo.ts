@@ -7,9 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigSource } from '../config/source.js';
-import { PluginAgent } from '../plugin/agent.js';
-import { followConfigUpdates, nodeValidator } from '../plugin/live-config.js';
+import { LivePlugin } from '../plugin/live-plugin.js';
 import { ConfigMapVolume } from './configmap-volume.js';
 import { DEFAULT_CONFIG, DEMO_STEPS, type DemoContext, type DemoStep } from './demo-steps.js';
 import { KubeletSimulator } from './kubelet.js';
@@ -95,29 +93,20 @@ async function startSimulatedNode(
   say(`  kubelet simulator on ${kubelet.socketPath}`);
   say();
 
-  const forThisNode = nodeValidator();
-  const source = await ConfigSource.open({
-    path: configMap.dir,
-    logger: options.logger,
-    debounceMs: 100,
-    validate: forThisNode.validate,
-  });
-  cleanups.push(() => source.close());
-  const agent = await PluginAgent.start({
-    config: source.current.config,
+  const plugin = await LivePlugin.start({
+    config: { follow: { path: configMap.dir, logger: options.logger, debounceMs: 100 } },
     logger: options.logger,
     nvmlLibrary: node.libraryPath,
     hostPaths: node.hostPaths,
+    agentVersion: options.agentVersion,
     pluginDir,
     metricsAddress: null,
     env: {},
-    agentVersion: options.agentVersion,
     tuning: { healthProbeIntervalMs: 500 },
   });
-  cleanups.push(() => agent.stop());
-  forThisNode.bind(agent);
-  followConfigUpdates(source, agent, options.logger);
-  return { say, node, agent, kubelet, configMap, source, migStrategy: 'none', pods: [], podsStarted: 0 };
+  cleanups.push(() => plugin.stop());
+  const source = plugin.config.source!;
+  return { say, node, plugin, kubelet, configMap, source, migStrategy: 'none', pods: [], podsStarted: 0 };
 }
 
 /** Runs every teardown even if one fails, so a failed step still removes sockets and temp files. */

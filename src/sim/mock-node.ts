@@ -6,9 +6,9 @@
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { HostPaths } from '../devices/sysfs.js';
 import { toSysfsBusId } from '../nvml/pci.js';
 import { mockNodePath, mockNvmlLibraryPath } from '../paths.js';
+import type { HostPaths } from '../runtime/host.js';
 
 export interface MockProcess {
   pid: number;

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildInventory, migProfileName } from '../../src/devices/inventory.js';
-import type { HostPaths } from '../../src/devices/sysfs.js';
 import { TopologyLevel } from '../../src/nvml/codes.js';
+import type { HostPaths } from '../../src/runtime/host.js';
 import { type OpenedMock, openMockNvml, twoGpuState } from '../helpers/mock-nvml.js';
 
 let opened: OpenedMock | undefined;

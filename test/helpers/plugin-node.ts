@@ -1,6 +1,7 @@
 /**
  * A simulated GPU node with the plugin running on it: mock NVML (through the real koffi binding),
- * a kubelet simulator and the PluginAgent, all over real Unix sockets in a temp directory.
+ * a kubelet simulator and the plugin started as the CLI starts it (LivePlugin), all over real Unix
+ * sockets in a temp directory.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,11 +9,12 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { ConfigSource } from '../../src/config/source.js';
+import type { EffectiveConfig } from '../../src/config/schema.js';
+import type { ConfigSource } from '../../src/config/source.js';
 import { createLogger } from '../../src/log.js';
 import { mockNvmlLibraryPath } from '../../src/paths.js';
-import { PluginAgent, type PluginAgentOptions } from '../../src/plugin/agent.js';
-import { followConfigUpdates, nodeValidator } from '../../src/plugin/live-config.js';
+import type { LiveConfigOptions } from '../../src/plugin/live-config.js';
+import { LivePlugin, type LivePluginOptions } from '../../src/plugin/live-plugin.js';
 import { ConfigMapVolume } from '../../src/sim/configmap-volume.js';
 import { KubeletSimulator } from '../../src/sim/kubelet.js';
 import { MockNode, type MockNvmlState } from '../../src/sim/mock-node.js';
@@ -20,7 +22,7 @@ import { MockNode, type MockNvmlState } from '../../src/sim/mock-node.js';
 export interface PluginNode {
   node: MockNode;
   kubelet: KubeletSimulator | undefined;
-  agent: PluginAgent;
+  agent: LivePlugin['agent'];
   pluginDir: string;
   /** every log line the agent wrote, parsed */
   logs: Record<string, unknown>[];
@@ -43,7 +45,7 @@ export interface PluginNodeOptions {
   fakeDevRoot?: boolean;
   metrics?: boolean;
   /** timing knobs over the fast defaults below */
-  tuning?: PluginAgentOptions['tuning'];
+  tuning?: LivePluginOptions['tuning'];
 }
 
 export async function startPluginNode(
@@ -65,39 +67,26 @@ export async function startPluginNode(
   const configMap = options.configMap
     ? await ConfigMapVolume.create(options.configMap, path.join(node.dir, 'config'))
     : undefined;
-  const forThisNode = nodeValidator();
-  const source = configMap
-    ? await ConfigSource.open({
-        path: configMap.dir,
-        configName: options.configName,
-        logger,
-        debounceMs: 50,
-        validate: forThisNode.validate,
-      })
-    : undefined;
-  const parsed = source
-    ? ({ ok: true, config: source.current.config } as const)
-    : parseConfig(options.config ?? 'version: v1', 'test-config.yaml');
-  if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
-  if (options.fakeDevRoot) {
-    const devRoot = path.join(node.dir, 'driver-root');
-    await mkdir(path.join(devRoot, 'dev'), { recursive: true });
-    for (const file of ['nvidiactl', 'nvidia-uvm']) await writeFile(path.join(devRoot, 'dev', file), '');
-    parsed.config.flags.nvidiaDevRoot = devRoot;
+  if (configMap) {
+    const follow = { path: configMap.dir, configName: options.configName, logger, debounceMs: 50 };
+    return start({ follow });
   }
-  return start(parsed.config);
+  const parsed = parseConfig(options.config ?? 'version: v1', 'test-config.yaml');
+  if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
+  if (options.fakeDevRoot) await fakeDevRoot(node.dir, parsed.config);
+  return start({ fixed: parsed.config });
 
-  async function start(config: PluginAgentOptions['config']): Promise<PluginNode> {
+  async function start(config: LiveConfigOptions): Promise<PluginNode> {
     let kubelet = options.kubeletAbsent ? undefined : await KubeletSimulator.start({ dir: pluginDir });
-    const agent = await PluginAgent.start({
+    const plugin = await LivePlugin.start({
       config,
       logger,
       nvmlLibrary: mockNvmlLibraryPath(),
       hostPaths: node.hostPaths,
+      agentVersion: 'test',
       pluginDir,
       metricsAddress: options.metrics ? '127.0.0.1:0' : null,
       env: options.env ?? {},
-      agentVersion: 'test',
       tuning: {
         retryInitialMs: 50,
         retryMaxMs: 200,
@@ -107,16 +96,14 @@ export async function startPluginNode(
         ...options.tuning,
       },
     });
-    forThisNode.bind(agent);
-    if (source) followConfigUpdates(source, agent, logger);
     const pluginNode: PluginNode = {
       node,
       configMap,
-      source,
+      source: plugin.config.source,
       get kubelet() {
         return kubelet;
       },
-      agent,
+      agent: plugin.agent,
       pluginDir,
       logs,
       async startKubelet() {
@@ -124,14 +111,21 @@ export async function startPluginNode(
         return kubelet;
       },
       async stop() {
-        await source?.close();
-        await agent.stop();
+        await plugin.stop();
         await kubelet?.stop();
         await node.remove();
       },
     };
     return pluginNode;
   }
+}
+
+/** /dev/nvidiactl etc. under a temp driver root, which the config's nvidiaDevRoot then names. */
+async function fakeDevRoot(nodeDir: string, config: EffectiveConfig): Promise<void> {
+  const devRoot = path.join(nodeDir, 'driver-root');
+  await mkdir(path.join(devRoot, 'dev'), { recursive: true });
+  for (const file of ['nvidiactl', 'nvidia-uvm']) await writeFile(path.join(devRoot, 'dev', file), '');
+  config.flags.nvidiaDevRoot = devRoot;
 }
 
 export type RunningPluginNode = PluginNode & { kubelet: KubeletSimulator };

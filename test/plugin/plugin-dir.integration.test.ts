@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { routeGrpcLogs } from '../../src/plugin/grpc-log.js';
+import { routeGrpcLogs } from '../../src/runtime/grpc-log.js';
 import { tempDir, usePluginNodes } from '../helpers/plugin-node.js';
 
 const start = usePluginNodes();

@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildInventory } from '../../src/devices/inventory.js';
-import { readMigMinors } from '../../src/devices/sysfs.js';
 import { mockNodePath } from '../../src/paths.js';
+import { readMigMinors } from '../../src/runtime/host.js';
 import type { MockMigDevice, MockNvmlState } from '../../src/sim/mock-node.js';
 import { inventoryFromMockState } from '../../src/sim/state-inventory.js';
 import { type OpenedMock, openMockNvml, twoGpuState } from '../helpers/mock-nvml.js';

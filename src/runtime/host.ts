@@ -1,4 +1,8 @@
-/** Host facts NVML does not give: NUMA affinity from sysfs and MIG capability device minors from procfs. */
+/**
+ * Where the host's /sys and /proc are (mounted elsewhere in a container), and the host facts NVML does
+ * not give: NUMA affinity from sysfs and MIG capability device minors from procfs. Every component
+ * reads the host through these paths.
+ */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 

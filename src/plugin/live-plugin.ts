@@ -1,0 +1,66 @@
+/**
+ * The plugin component, composed once: its live config, the node runtime (NVML, inventory, metrics
+ * registry), the PluginAgent on that runtime, config updates followed, and the status endpoint. The
+ * CLI, the demo and the tests all start the plugin through here; the CLI opens the config first
+ * (`LiveConfig.open`) to report config errors and read failOnInitError before NVML is touched.
+ */
+import { NodeRuntime, type NodeRuntimeOptions } from '../runtime/node-runtime.js';
+import { PluginAgent, type PluginTuning } from './agent.js';
+import { LiveConfig, type LiveConfigOptions } from './live-config.js';
+
+export interface LivePluginOptions extends NodeRuntimeOptions {
+  /** kubelet's device plugin directory */
+  pluginDir: string;
+  /** `:9396`; null = no HTTP endpoint */
+  metricsAddress: string | null;
+  /** for DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS */
+  env: NodeJS.ProcessEnv;
+  tuning?: PluginTuning;
+}
+
+export class LivePlugin {
+  private constructor(
+    readonly config: LiveConfig,
+    readonly runtime: NodeRuntime,
+    readonly agent: PluginAgent,
+  ) {}
+
+  /** Opens the config, then starts the plugin with it; nothing is left open when either fails. */
+  static async start(options: LivePluginOptions & { config: LiveConfigOptions }): Promise<LivePlugin> {
+    const config = await LiveConfig.open(options.config);
+    try {
+      return await LivePlugin.startWith(config, options);
+    } catch (err) {
+      await config.close();
+      throw err;
+    }
+  }
+
+  /** Starts the runtime and the plugin on an open config; on failure the runtime is stopped. */
+  static async startWith(config: LiveConfig, options: LivePluginOptions): Promise<LivePlugin> {
+    const runtime = await NodeRuntime.open(options);
+    const agent = await runtime.start((onRuntime) =>
+      PluginAgent.start({
+        runtime: onRuntime,
+        config: config.current,
+        pluginDir: options.pluginDir,
+        env: options.env,
+        tuning: options.tuning,
+      }),
+    );
+    config.follow(agent, options.logger);
+    try {
+      await runtime.serveStatus(options.metricsAddress, () => agent.notReadyReason());
+    } catch (err) {
+      await runtime.stop();
+      throw err;
+    }
+    return new LivePlugin(config, runtime, agent);
+  }
+
+  /** Stops following the config, then the status endpoint, the plugin (sockets removed) and NVML. */
+  async stop(): Promise<void> {
+    await this.config.close();
+    await this.runtime.stop();
+  }
+}

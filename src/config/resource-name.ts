@@ -3,14 +3,12 @@
  * NVIDIA's plugin accepts is accepted here and advertised under the same fully-qualified name. Errors
  * start with NVIDIA's words and the name as NVIDIA quotes it, then say what is wrong in ours.
  */
+import { isDns1123Subdomain } from '../kube/names.js';
 
 export const RESOURCE_NAME_PREFIX = 'nvidia.com';
 export const MAX_RESOURCE_NAME_LENGTH = 63;
 /** Suffix NVIDIA appends when `renameByDefault` is set. */
 export const SHARED_RENAME_SUFFIX = '.shared';
-
-// k8s.io/apimachinery NameIsDNSSubdomain: RFC 1123 labels joined by dots.
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export type ResourceNameResult = { ok: true; name: string } | { ok: false; error: string };
 
@@ -27,7 +25,7 @@ export function qualifyResourceName(raw: string): ResourceNameResult {
     };
   }
   const local = name.slice(RESOURCE_NAME_PREFIX.length + 1);
-  if (!DNS_SUBDOMAIN.test(local)) {
+  if (!isDns1123Subdomain(local)) {
     return { ok: false, error: `incorrect format for resource name '${name}': ${nameRules(local)}` };
   }
   return { ok: true, name };

@@ -18,11 +18,11 @@ export type {
   AllocatableResourcesResponse,
   AllocatableResourcesResponse__Output,
 } from './generated/v1/AllocatableResourcesResponse.js';
-export type { ContainerDevices__Output } from './generated/v1/ContainerDevices.js';
+export type { ContainerDevices, ContainerDevices__Output } from './generated/v1/ContainerDevices.js';
 export type { ContainerResources__Output } from './generated/v1/ContainerResources.js';
 export type { GetPodResourcesResponse__Output } from './generated/v1/GetPodResourcesResponse.js';
 export type { ListPodResourcesResponse__Output } from './generated/v1/ListPodResourcesResponse.js';
-export type { PodResources__Output } from './generated/v1/PodResources.js';
+export type { PodResources, PodResources__Output } from './generated/v1/PodResources.js';
 export type { PodResourcesListerHandlers } from './generated/v1/PodResourcesLister.js';
 export type { AllocateRequest__Output } from './generated/v1beta1/AllocateRequest.js';
 export type { AllocateResponse, AllocateResponse__Output } from './generated/v1beta1/AllocateResponse.js';

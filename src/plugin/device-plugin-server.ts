@@ -10,6 +10,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { KUBELET_MAX_MESSAGE_BYTES } from '../devices/device-list-size.js';
+import { errorMessage } from '../errors.js';
 import {
   type AllocateRequest__Output,
   type AllocateResponse,
@@ -21,6 +22,7 @@ import {
   type PreferredAllocationResponse,
   unixTarget,
 } from '../kubelet-api/proto.js';
+import { serviceError } from '../kubelet-api/service-error.js';
 import type { PluginMetrics } from './metrics.js';
 import { KubeletRegistration } from './registration.js';
 import { describeIds, RequestError } from './request-error.js';
@@ -348,18 +350,8 @@ export class DevicePluginServer {
   }
 }
 
+/** A refused request keeps its status; anything else is the plugin's own failure. */
 function toServiceError(err: unknown): grpc.ServiceError {
-  if (err instanceof RequestError) {
-    return Object.assign(new Error(err.message), {
-      code: err.code,
-      details: err.message,
-      metadata: new grpc.Metadata(),
-    });
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  return Object.assign(new Error(message), {
-    code: grpc.status.INTERNAL,
-    details: `internal error: ${message}`,
-    metadata: new grpc.Metadata(),
-  });
+  if (err instanceof RequestError) return serviceError(err.code, err.message);
+  return serviceError(grpc.status.INTERNAL, `internal error: ${errorMessage(err)}`);
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isExtendedResourceName } from '../kube/names.js';
 import {
   type AllocateRequest__Output,
   type ContainerAllocateResponse,
@@ -21,7 +22,7 @@ import {
   UNHEALTHY,
   unixTarget,
 } from '../kubelet-api/proto.js';
-import { type DisconnectEvent, isExtendedResourceName, KubeletSimulator } from './kubelet.js';
+import { type DisconnectEvent, KubeletSimulator } from './kubelet.js';
 
 const GPU = 'nvidia.com/gpu';
 

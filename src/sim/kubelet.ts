@@ -1,10 +1,12 @@
 /**
  * A kubelet simulator for integration tests and the demo: it serves `v1beta1.Registration` on
  * `<dir>/kubelet.sock` and talks to device plugins the way kubelet's device manager does
- * (reference: kubelet-nvml-koffi.md §A "Kubelet-side behaviour").
+ * (reference: kubelet-nvml-koffi.md §A "Kubelet-side behaviour"), and can serve `v1.PodResourcesLister`
+ * from its admissions. The roles are apart: kubelet-registration.ts (Register and the dial-back),
+ * plugin-endpoint.ts (the calls kubelet makes on a plugin), admission.ts (one container's devices),
+ * pod-resources.ts (the lister), kube/names.ts (which resource names kubelet accepts); this class
+ * keeps the state and the lifecycle.
  *
- * - Register: validate version and resource name, dial the plugin back (10 s), call
- *   GetDevicePluginOptions, only then answer OK; ListAndWatch starts afterwards.
  * - Every ListAndWatch message replaces the device list; when the stream ends the resource's
  *   endpoint is stopped (allocatable 0, capacity kept).
  * - allocate(): one container's admission (GetPreferredAllocation if offered, then one Allocate with
@@ -15,24 +17,30 @@ import { EventEmitter } from 'node:events';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as grpc from '@grpc/grpc-js';
 import {
-  type AllocateResponse__Output,
-  type ContainerAllocateResponse__Output,
   type Device__Output,
-  DevicePluginClient,
   type DevicePluginOptions__Output,
-  type Empty,
-  HEALTHY,
-  KUBELET_API_VERSION,
   KUBELET_SOCKET_NAME,
-  type ListAndWatchResponse__Output,
-  type PreferredAllocationResponse__Output,
   type RegisterRequest__Output,
-  type RegistrationHandlers,
-  registrationService,
-  unixTarget,
 } from '../kubelet-api/proto.js';
+import { type AllocationResult, admitContainer, allocateExactly } from './admission.js';
+import { RegistrationServer } from './kubelet-registration.js';
+import {
+  type Admission,
+  type ContainerRef,
+  cloneDevice,
+  describeState,
+  type KubeletState,
+  newEntry,
+  type ResourceEntry,
+  type ResourceState,
+  snapshot,
+} from './kubelet-state.js';
+import type { PluginEndpoint } from './plugin-endpoint.js';
+import { PodResourcesServer } from './pod-resources.js';
+
+export type { AllocationResult } from './admission.js';
+export type { ContainerRef, KubeletState, ResourceState } from './kubelet-state.js';
 
 export interface KubeletSimulatorOptions {
   /** Device plugin directory (kubelet's /var/lib/kubelet/device-plugins). Created if missing. */
@@ -41,32 +49,9 @@ export interface KubeletSimulatorOptions {
   dialTimeoutMs?: number;
   /** Pause between deleting the sockets and re-creating kubelet.sock in restart() (default 50 ms). */
   restartDelayMs?: number;
+  /** Serve PodResources (List, Get, GetAllocatableResources) on this socket, from the admissions. */
+  podResourcesSocket?: string;
 }
-
-/** What the simulated kubelet knows about one extended resource (a snapshot; safe to keep). */
-export interface ResourceState {
-  resourceName: string;
-  /** Socket file name the plugin registered, relative to the directory. */
-  endpoint: string;
-  /** As answered by GetDevicePluginOptions during registration. */
-  options: DevicePluginOptions__Output;
-  /** The latest ListAndWatch list ([] after a kubelet restart until the plugin sends a new one). */
-  devices: Device__Output[];
-  /** Successful registrations of this resource name over the simulator's life. */
-  registrations: number;
-  /** True while the endpoint is registered and its ListAndWatch stream is open. */
-  connected: boolean;
-  /** Node capacity: number of devices known. */
-  capacity: number;
-  /** Node allocatable: healthy devices while connected, 0 once the endpoint is stopped. */
-  allocatable: number;
-  /** Device IDs handed to containers and not released (kubelet checkpoints these). */
-  allocated: string[];
-  /** The last error seen on this resource's endpoint, if any. */
-  lastError: string | null;
-}
-
-export type KubeletState = Map<string, ResourceState>;
 
 export interface DisconnectEvent {
   resourceName: string;
@@ -85,38 +70,10 @@ export interface KubeletSimulatorEvents {
   restart: [];
 }
 
-export interface AllocationResult {
-  deviceIds: string[];
-  response: ContainerAllocateResponse__Output;
-}
-
 export interface WaitForOptions {
   timeoutMs?: number;
   /** Used in the timeout message instead of the predicate's source. */
   description?: string;
-}
-
-interface Cancellable {
-  cancel(): void;
-}
-
-/** One client connection to a plugin socket, with the calls that must be cancelled when it closes. */
-interface Connection {
-  socketPath: string;
-  client: DevicePluginClient;
-  calls: Set<Cancellable>;
-  closed: boolean;
-}
-
-interface ResourceEntry {
-  resourceName: string;
-  endpoint: string;
-  options: DevicePluginOptions__Output;
-  devices: Device__Output[];
-  registrations: number;
-  conn: Connection | null;
-  allocated: Set<string>;
-  lastError: string | null;
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
@@ -127,17 +84,19 @@ const DEFAULT_WAIT_TIMEOUT_MS = 5_000;
 export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
   readonly dir: string;
   readonly socketPath: string;
+  /** where PodResources is served, when asked for */
+  readonly podResourcesSocket: string | undefined;
   private readonly dialTimeoutMs: number;
   private readonly restartDelayMs: number;
-  private server: grpc.Server | null = null;
+  private registration: RegistrationServer | null = null;
+  private podResources: PodResourcesServer | null = null;
   private readonly entries = new Map<string, ResourceEntry>();
   /** Register RPCs received per resource name, answered or not (a plugin should send one per restart). */
   private readonly registerCallCounts = new Map<string, number>();
-  /** Connections of registrations still in their dial-back. */
-  private readonly pending = new Set<Connection>();
+  /** What each admitted container holds, for PodResources; release() takes devices back. */
+  private admissions: Admission[] = [];
+  private admitted = 0;
   private readonly waiters = new Set<(err: Error) => void>();
-  /** Bumped by restart() and stop(): registrations begun before it are discarded. */
-  private generation = 0;
   private stopped = false;
   /** Admissions run one at a time, like kubelet's device manager under its mutex. */
   private admission: Promise<unknown> = Promise.resolve();
@@ -148,11 +107,15 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
     this.setMaxListeners(0);
     this.dir = resolve(options.dir);
     this.socketPath = join(this.dir, KUBELET_SOCKET_NAME);
+    this.podResourcesSocket = options.podResourcesSocket && resolve(options.podResourcesSocket);
     this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     this.restartDelayMs = options.restartDelayMs ?? DEFAULT_RESTART_DELAY_MS;
   }
 
-  /** Creates the directory if needed and serves Registration on `<dir>/kubelet.sock`. */
+  /**
+   * Creates the directory if needed and serves Registration on `<dir>/kubelet.sock` (and PodResources
+   * on its socket, when asked for).
+   */
   static async start(options: KubeletSimulatorOptions): Promise<KubeletSimulator> {
     const kubelet = new KubeletSimulator(options);
     await mkdir(kubelet.dir, { recursive: true });
@@ -217,56 +180,28 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
   /**
    * Admits one container requesting `count` devices of `resourceName`, as kubelet does: pick from
    * healthy free devices (plus `mustInclude`, the devices it reuses), ask GetPreferredAllocation when
-   * the plugin offers it, then call Allocate with exactly one container request.
+   * the plugin offers it, then call Allocate with exactly one container request. `container` names
+   * it in PodResources (default: a pod of its own in `default`, container `main`).
    */
   allocate(
     resourceName: string,
     count: number,
-    options: { mustInclude?: string[] } = {},
+    options: { mustInclude?: string[]; container?: ContainerRef } = {},
   ): Promise<AllocationResult> {
-    return this.serialize(async () => {
-      const { entry, conn } = this.liveEndpoint(resourceName);
-      if (!Number.isInteger(count) || count < 1) {
-        throw new Error(`allocate ${resourceName}: count must be a positive integer, got ${count}`);
-      }
-      const mustInclude = unique(options.mustInclude ?? []);
-      const known = new Set(entry.devices.map((d) => d.ID));
-      const unknown = mustInclude.filter((id) => !known.has(id));
-      if (unknown.length > 0) {
-        throw new Error(`allocate ${resourceName}: mustInclude has unknown devices ${unknown.join(', ')}`);
-      }
-      const free = entry.devices
-        .filter((d) => d.health === HEALTHY && !entry.allocated.has(d.ID) && !mustInclude.includes(d.ID))
-        .map((d) => d.ID);
-      const available = [...mustInclude, ...free];
-      if (available.length < count) {
-        throw new Error(
-          `requested number of devices unavailable for ${resourceName}. ` +
-            `Requested: ${count}, Available: ${available.length}`,
-        );
-      }
-      const chosen = mustInclude.slice(0, count);
-      if (chosen.length < count && entry.options.get_preferred_allocation_available) {
-        const preferred = await this.preferredAllocation(entry, conn, available, mustInclude, count);
-        fillFrom(chosen, preferred, free, count);
-      }
-      fillFrom(chosen, free, free, count);
-      const response = await this.callAllocate(entry, conn, chosen);
-      for (const id of chosen) entry.allocated.add(id);
-      this.emit('update');
-      return { deviceIds: chosen, response };
-    });
+    return this.admit(resourceName, options.container, (entry, endpoint) =>
+      admitContainer(entry, endpoint, count, options.mustInclude ?? []),
+    );
   }
 
   /** Calls Allocate with exactly `ids` (no checks, no preferred allocation) and records them. */
-  allocateIds(resourceName: string, ids: string[]): Promise<AllocationResult> {
-    return this.serialize(async () => {
-      const { entry, conn } = this.liveEndpoint(resourceName);
-      const response = await this.callAllocate(entry, conn, ids);
-      for (const id of ids) entry.allocated.add(id);
-      this.emit('update');
-      return { deviceIds: [...ids], response };
-    });
+  allocateIds(
+    resourceName: string,
+    ids: string[],
+    options: { container?: ContainerRef } = {},
+  ): Promise<AllocationResult> {
+    return this.admit(resourceName, options.container, (entry, endpoint) =>
+      allocateExactly(entry, endpoint, ids),
+    );
   }
 
   /** Frees devices (the container ended). */
@@ -274,6 +209,12 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
     const entry = this.entries.get(resourceName);
     if (!entry) return;
     for (const id of ids) entry.allocated.delete(id);
+    const released = new Set(ids);
+    this.admissions = this.admissions.flatMap((a) => {
+      if (a.resourceName !== resourceName) return [a];
+      const deviceIds = a.deviceIds.filter((id) => !released.has(id));
+      return deviceIds.length > 0 ? [{ ...a, deviceIds }] : [];
+    });
     this.emit('update');
   }
 
@@ -290,10 +231,21 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
     return result;
   }
 
+  /** Stops serving, closes every plugin connection, removes kubelet.sock. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.shutdownServers();
+    this.dropConnections('kubelet stopped', false);
+    const err = new Error('kubelet simulator is stopped');
+    for (const fail of [...this.waiters]) fail(err);
+    await rm(this.socketPath, { force: true });
+    if (this.podResourcesSocket) await rm(this.podResourcesSocket, { force: true });
+  }
+
   private async restartNow(delayMs: number): Promise<void> {
     this.assertRunning();
-    this.generation += 1;
-    this.shutdownServer();
+    this.shutdownServers();
     this.dropConnections('kubelet restarted', true);
     await removeSockets(this.dir);
     this.emit('update');
@@ -304,126 +256,68 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
     this.emit('update');
   }
 
-  /** Stops serving, closes every plugin connection, removes kubelet.sock. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.generation += 1;
-    this.shutdownServer();
-    this.dropConnections('kubelet stopped', false);
-    const err = new Error('kubelet simulator is stopped');
-    for (const fail of [...this.waiters]) fail(err);
-    await rm(this.socketPath, { force: true });
+  private async listen(): Promise<void> {
+    const registration = await RegistrationServer.listen({
+      socketPath: this.socketPath,
+      dir: this.dir,
+      dialTimeoutMs: this.dialTimeoutMs,
+      received: (request) => this.countRegisterCall(request),
+      registered: (request, endpoint, options) => this.installEndpoint(request, endpoint, options),
+    });
+    const podResources = this.podResourcesSocket
+      ? await PodResourcesServer.listen(this.podResourcesSocket, {
+          admissions: () => this.admissions,
+          devices: () => new Map([...this.entries].map(([name, entry]) => [name, entry.devices])),
+        })
+      : null;
+    if (this.stopped) {
+      // stop() ran while binding.
+      registration.shutdown();
+      podResources?.shutdown();
+      await rm(this.socketPath, { force: true });
+      return;
+    }
+    this.registration = registration;
+    this.podResources = podResources;
   }
 
   // --- Registration ---------------------------------------------------------------------------
 
-  private async listen(): Promise<void> {
-    // grpc-js does not unlink a stale socket, and a Server whose bind failed stays broken.
-    await rm(this.socketPath, { force: true });
-    const server = new grpc.Server();
-    const handlers: RegistrationHandlers = { Register: this.onRegister };
-    server.addService(registrationService, handlers);
-    await new Promise<void>((resolvePromise, rejectPromise) => {
-      server.bindAsync(unixTarget(this.socketPath), grpc.ServerCredentials.createInsecure(), (err) => {
-        if (err) {
-          server.forceShutdown();
-          rejectPromise(new Error(`kubelet simulator: cannot listen on ${this.socketPath}: ${err.message}`));
-        } else {
-          resolvePromise();
-        }
-      });
-    });
-    if (this.stopped) {
-      // stop() ran while binding.
-      server.forceShutdown();
-      await rm(this.socketPath, { force: true });
-      return;
-    }
-    this.server = server;
+  private countRegisterCall(request: RegisterRequest__Output): void {
+    const name = request.resource_name;
+    this.registerCallCounts.set(name, this.registerCalls(name) + 1);
   }
 
-  private readonly onRegister: grpc.handleUnaryCall<RegisterRequest__Output, Empty> = (call, callback) => {
-    const name = call.request.resource_name;
-    this.registerCallCounts.set(name, this.registerCalls(name) + 1);
-    this.register(call.request).then(
-      (started) => {
-        callback(null, {});
-        // kubelet starts ListAndWatch in a goroutine once Register has returned.
-        started();
-      },
-      (err: unknown) => callback(toServiceError(err)),
-    );
-  };
-
-  /** Validates, dials back, installs the endpoint; returns the function that starts ListAndWatch. */
-  private async register(request: RegisterRequest__Output): Promise<() => void> {
-    const { version, endpoint, resource_name: resourceName } = request;
-    if (version !== KUBELET_API_VERSION) {
-      throw serviceError(
-        grpc.status.INVALID_ARGUMENT,
-        `requested API version "${version}" is not supported by kubelet. Supported version is ["${KUBELET_API_VERSION}"]`,
-      );
-    }
-    if (!isExtendedResourceName(resourceName)) {
-      throw serviceError(grpc.status.INVALID_ARGUMENT, `the ResourceName "${resourceName}" is invalid`);
-    }
-    const generation = this.generation;
-    const conn = openConnection(join(this.dir, endpoint));
-    this.pending.add(conn);
-    let options: DevicePluginOptions__Output;
-    try {
-      await waitForReady(conn.client, this.dialTimeoutMs);
-      options = await callUnary<DevicePluginOptions__Output>(conn, (cb) =>
-        conn.client.GetDevicePluginOptions({}, cb),
-      );
-    } catch (err) {
-      closeConnection(conn);
-      throw serviceError(
-        grpc.status.UNKNOWN,
-        `failed to dial device plugin: ${conn.socketPath}: ${errorMessage(err)}`,
-      );
-    } finally {
-      this.pending.delete(conn);
-    }
-    if (generation !== this.generation) {
-      closeConnection(conn);
-      throw serviceError(grpc.status.UNAVAILABLE, 'kubelet restarted during registration');
-    }
+  /** The newest registration wins: the old endpoint is closed. Returns what starts ListAndWatch. */
+  private installEndpoint(
+    request: RegisterRequest__Output,
+    endpoint: PluginEndpoint,
+    options: DevicePluginOptions__Output,
+  ): () => void {
+    const resourceName = request.resource_name;
     const entry = this.entries.get(resourceName) ?? newEntry(resourceName);
     this.entries.set(resourceName, entry);
-    // The newest registration wins; the old endpoint's client is closed.
-    if (entry.conn) closeConnection(entry.conn);
-    entry.conn = conn;
-    entry.endpoint = endpoint;
+    entry.conn?.close();
+    entry.conn = endpoint;
+    entry.endpoint = request.endpoint;
     entry.options = { ...options };
     entry.registrations += 1;
     entry.lastError = null;
     this.emit('register', snapshot(entry));
     this.emit('update');
-    return () => this.watch(entry, conn);
+    return () =>
+      endpoint.listAndWatch(
+        (devices) => this.devicesListed(entry, devices),
+        ({ reason }) => {
+          entry.lastError = reason;
+          this.stopEndpoint(entry, reason, false);
+        },
+      );
   }
 
-  private watch(entry: ResourceEntry, conn: Connection): void {
-    if (conn.closed) return;
-    const stream = conn.client.ListAndWatch({});
-    conn.calls.add(stream);
-    stream.on('data', (message: ListAndWatchResponse__Output) => {
-      if (entry.conn !== conn) return;
-      entry.devices = message.devices.map(cloneDevice);
-      this.emit('update');
-    });
-    // 'error' must be handled (an unhandled stream error would crash the process); 'status' follows.
-    stream.on('error', (err: Error) => {
-      if (entry.conn === conn && !conn.closed) entry.lastError = err.message;
-    });
-    stream.on('status', (status: grpc.StatusObject) => {
-      conn.calls.delete(stream);
-      if (entry.conn !== conn || conn.closed) return;
-      const reason = `ListAndWatch ended: ${grpc.status[status.code]}${status.details ? `: ${status.details}` : ''}`;
-      entry.lastError = reason;
-      this.stopEndpoint(entry, reason, false);
-    });
+  private devicesListed(entry: ResourceEntry, devices: Device__Output[]): void {
+    entry.devices = devices.map(cloneDevice);
+    this.emit('update');
   }
 
   /** kubelet's PluginDisconnected: the endpoint is stopped, allocatable drops to 0. */
@@ -432,21 +326,22 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
     entry.conn = null;
     if (clearDevices) entry.devices = [];
     if (conn) {
-      closeConnection(conn);
+      conn.close();
       this.emit('disconnect', { resourceName: entry.resourceName, endpoint: entry.endpoint, reason });
     }
     this.emit('update');
   }
 
   private dropConnections(reason: string, clearDevices: boolean): void {
-    for (const conn of this.pending) closeConnection(conn);
-    this.pending.clear();
     for (const entry of this.entries.values()) this.stopEndpoint(entry, reason, clearDevices);
   }
 
-  private shutdownServer(): void {
-    this.server?.forceShutdown();
-    this.server = null;
+  /** Registrations still dialling back are refused with the server they came to. */
+  private shutdownServers(): void {
+    this.registration?.shutdown();
+    this.registration = null;
+    this.podResources?.shutdown();
+    this.podResources = null;
   }
 
   private assertRunning(): void {
@@ -455,217 +350,33 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
 
   // --- Admission ------------------------------------------------------------------------------
 
-  private serialize<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.admission.then(task);
+  /** One admission at a time, on a live endpoint; what it got is recorded for PodResources. */
+  private admit(
+    resourceName: string,
+    container: ContainerRef | undefined,
+    run: (entry: ResourceEntry, endpoint: PluginEndpoint) => Promise<AllocationResult>,
+  ): Promise<AllocationResult> {
+    const result = this.admission.then(async () => {
+      const { entry, endpoint } = this.liveEndpoint(resourceName);
+      const allocation = await run(entry, endpoint);
+      for (const id of allocation.deviceIds) entry.allocated.add(id);
+      this.admitted += 1;
+      const ref = container ?? { namespace: 'default', pod: `pod-${this.admitted}`, container: 'main' };
+      this.admissions.push({ ...ref, resourceName, deviceIds: allocation.deviceIds });
+      this.emit('update');
+      return allocation;
+    });
     this.admission = result.catch(() => undefined);
     return result;
   }
 
-  private liveEndpoint(resourceName: string): { entry: ResourceEntry; conn: Connection } {
+  private liveEndpoint(resourceName: string): { entry: ResourceEntry; endpoint: PluginEndpoint } {
     this.assertRunning();
     const entry = this.entries.get(resourceName);
     if (!entry) throw new Error(`unknown resource ${resourceName}: no device plugin registered it`);
     if (!entry.conn) throw new Error(`endpoint ${entry.endpoint} of ${resourceName} has been stopped`);
-    return { entry, conn: entry.conn };
+    return { entry, endpoint: entry.conn };
   }
-
-  private async preferredAllocation(
-    entry: ResourceEntry,
-    conn: Connection,
-    available: string[],
-    mustInclude: string[],
-    size: number,
-  ): Promise<string[]> {
-    let response: PreferredAllocationResponse__Output;
-    try {
-      response = await callUnary<PreferredAllocationResponse__Output>(conn, (cb) =>
-        conn.client.GetPreferredAllocation(
-          {
-            container_requests: [
-              { available_deviceIDs: available, must_include_deviceIDs: mustInclude, allocation_size: size },
-            ],
-          },
-          cb,
-        ),
-      );
-    } catch (err) {
-      throw this.endpointError(entry, 'GetPreferredAllocation', err);
-    }
-    const first = response.container_responses[0];
-    if (!first) throw this.endpointError(entry, 'GetPreferredAllocation', 'no container responses');
-    return first.deviceIDs;
-  }
-
-  private async callAllocate(
-    entry: ResourceEntry,
-    conn: Connection,
-    ids: string[],
-  ): Promise<ContainerAllocateResponse__Output> {
-    let response: AllocateResponse__Output;
-    try {
-      response = await callUnary<AllocateResponse__Output>(conn, (cb) =>
-        conn.client.Allocate({ container_requests: [{ devices_ids: ids }] }, cb),
-      );
-    } catch (err) {
-      throw this.endpointError(entry, 'Allocate', err);
-    }
-    const first = response.container_responses[0];
-    if (!first) throw this.endpointError(entry, 'Allocate', 'no containers returned in allocation response');
-    return first;
-  }
-
-  private endpointError(entry: ResourceEntry, rpc: string, cause: unknown): Error {
-    const message = `${rpc} for ${entry.resourceName} failed: ${errorMessage(cause)}`;
-    entry.lastError = message;
-    return new Error(message, { cause });
-  }
-}
-
-// --- Resource names (k8s.io/kubernetes pkg/apis/core/v1/helper.IsExtendedResourceName) ---------
-
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const QUALIFIED_NAME_PART = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-
-/** Kubernetes' IsQualifiedName: `[prefix/]name`, prefix a DNS-1123 subdomain, name ≤ 63 chars. */
-export function isQualifiedName(value: string): boolean {
-  const parts = value.split('/');
-  let name: string;
-  if (parts.length === 1) {
-    name = parts[0]!;
-  } else if (parts.length === 2) {
-    const prefix = parts[0]!;
-    if (prefix.length === 0 || prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix)) return false;
-    name = parts[1]!;
-  } else {
-    return false;
-  }
-  return name.length > 0 && name.length <= 63 && QUALIFIED_NAME_PART.test(name);
-}
-
-/**
- * The names kubelet accepts from a device plugin: domain-prefixed (contains `/`), not in the
- * `kubernetes.io/` namespace, not starting with `requests.`, and `requests.<name>` is a qualified name.
- */
-export function isExtendedResourceName(name: string): boolean {
-  if (!name.includes('/') || name.includes('kubernetes.io/')) return false;
-  if (name.startsWith('requests.')) return false;
-  return isQualifiedName(`requests.${name}`);
-}
-
-// --- Helpers --------------------------------------------------------------------------------------
-
-function newEntry(resourceName: string): ResourceEntry {
-  return {
-    resourceName,
-    endpoint: '',
-    options: { pre_start_required: false, get_preferred_allocation_available: false },
-    devices: [],
-    registrations: 0,
-    conn: null,
-    allocated: new Set(),
-    lastError: null,
-  };
-}
-
-function snapshot(entry: ResourceEntry): ResourceState {
-  const connected = entry.conn !== null;
-  return {
-    resourceName: entry.resourceName,
-    endpoint: entry.endpoint,
-    options: { ...entry.options },
-    devices: entry.devices.map(cloneDevice),
-    registrations: entry.registrations,
-    connected,
-    capacity: entry.devices.length,
-    allocatable: connected ? entry.devices.filter((d) => d.health === HEALTHY).length : 0,
-    allocated: [...entry.allocated],
-    lastError: entry.lastError,
-  };
-}
-
-function cloneDevice(device: Device__Output): Device__Output {
-  return {
-    ID: device.ID,
-    health: device.health,
-    topology: device.topology ? { nodes: device.topology.nodes.map((n) => ({ ID: n.ID })) } : null,
-  };
-}
-
-function describeState(state: KubeletState): string {
-  const summary = Object.fromEntries(
-    [...state].map(([name, r]) => [
-      name,
-      {
-        endpoint: r.endpoint,
-        connected: r.connected,
-        registrations: r.registrations,
-        devices: r.devices.map((d) => `${d.ID}:${d.health}`),
-        allocated: r.allocated,
-        lastError: r.lastError,
-      },
-    ]),
-  );
-  return JSON.stringify(summary);
-}
-
-function openConnection(socketPath: string): Connection {
-  // A local subchannel pool keeps this connection apart from any other client of the same socket
-  // in this process (grpc-js shares subchannels between clients by default).
-  const client = new DevicePluginClient(unixTarget(socketPath), grpc.credentials.createInsecure(), {
-    'grpc.use_local_subchannel_pool': 1,
-  });
-  return { socketPath, client, calls: new Set(), closed: false };
-}
-
-/** Cancels the connection's calls (Client.close() alone leaves started calls running) and closes it. */
-function closeConnection(conn: Connection): void {
-  if (conn.closed) return;
-  conn.closed = true;
-  for (const call of [...conn.calls]) call.cancel();
-  conn.calls.clear();
-  conn.client.close();
-}
-
-function waitForReady(client: grpc.Client, timeoutMs: number): Promise<void> {
-  return new Promise((resolvePromise, rejectPromise) => {
-    client.waitForReady(Date.now() + timeoutMs, (err) => (err ? rejectPromise(err) : resolvePromise()));
-  });
-}
-
-/** A unary call on `conn`, cancelled if the connection closes first. */
-function callUnary<T>(
-  conn: Connection,
-  start: (callback: grpc.requestCallback<T>) => grpc.ClientUnaryCall,
-): Promise<T> {
-  if (conn.closed) return Promise.reject(new Error('connection closed'));
-  return new Promise((resolvePromise, rejectPromise) => {
-    let done = false;
-    const call = start((err, value) => {
-      done = true;
-      conn.calls.delete(call);
-      if (err) rejectPromise(err);
-      else if (value === undefined) rejectPromise(new Error('empty response'));
-      else resolvePromise(value);
-    });
-    if (!done) conn.calls.add(call);
-  });
-}
-
-/** Moves IDs from `source` that are also in `allowed` into `chosen` until it holds `count`. */
-function fillFrom(
-  chosen: string[],
-  source: readonly string[],
-  allowed: readonly string[],
-  count: number,
-): void {
-  for (const id of source) {
-    if (chosen.length >= count) return;
-    if (allowed.includes(id) && !chosen.includes(id)) chosen.push(id);
-  }
-}
-
-function unique(ids: readonly string[]): string[] {
-  return [...new Set(ids)];
 }
 
 /** Deletes the socket files in `dir` (kubelet's CleanupPluginDirectory); other entries stay. */
@@ -678,23 +389,4 @@ async function removeSockets(dir: string): Promise<void> {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
-}
-
-function serviceError(code: grpc.status, details: string): grpc.ServiceError {
-  return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), {
-    code,
-    details,
-    metadata: new grpc.Metadata(),
-  });
-}
-
-function toServiceError(err: unknown): grpc.ServiceError {
-  if (err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number') {
-    return err as grpc.ServiceError;
-  }
-  return serviceError(grpc.status.UNKNOWN, errorMessage(err));
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -28,6 +28,8 @@ export interface PluginNode {
   logs: Record<string, unknown>[];
   configMap: ConfigMapVolume | undefined;
   source: ConfigSource | undefined;
+  /** where the kubelet simulator serves PodResources (option `podResources`) */
+  podResourcesSocket: string | undefined;
   startKubelet(): Promise<KubeletSimulator>;
   stop(): Promise<void>;
 }
@@ -44,6 +46,8 @@ export interface PluginNodeOptions {
   /** create /dev/nvidiactl etc. under a temp dev root and point nvidiaDevRoot at it */
   fakeDevRoot?: boolean;
   metrics?: boolean;
+  /** the kubelet simulator also serves PodResources, from its admissions */
+  podResources?: boolean;
   /** timing knobs over the fast defaults below */
   tuning?: LivePluginOptions['tuning'];
 }
@@ -67,6 +71,12 @@ export async function startPluginNode(
   const configMap = options.configMap
     ? await ConfigMapVolume.create(options.configMap, path.join(node.dir, 'config'))
     : undefined;
+  const podResourcesSocket = options.podResources
+    ? path.join(node.dir, 'pod-resources', 'kubelet.sock')
+    : undefined;
+  if (podResourcesSocket) await mkdir(path.dirname(podResourcesSocket), { recursive: true });
+  const startKubelet = () => KubeletSimulator.start({ dir: pluginDir, podResourcesSocket });
+
   if (configMap) {
     const follow = { path: configMap.dir, configName: options.configName, logger, debounceMs: 50 };
     return start({ follow });
@@ -77,7 +87,7 @@ export async function startPluginNode(
   return start({ fixed: parsed.config });
 
   async function start(config: LiveConfigOptions): Promise<PluginNode> {
-    let kubelet = options.kubeletAbsent ? undefined : await KubeletSimulator.start({ dir: pluginDir });
+    let kubelet = options.kubeletAbsent ? undefined : await startKubelet();
     const plugin = await LivePlugin.start({
       config,
       logger,
@@ -106,8 +116,9 @@ export async function startPluginNode(
       agent: plugin.agent,
       pluginDir,
       logs,
+      podResourcesSocket,
       async startKubelet() {
-        kubelet = await KubeletSimulator.start({ dir: pluginDir });
+        kubelet = await startKubelet();
         return kubelet;
       },
       async stop() {

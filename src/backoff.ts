@@ -67,7 +67,7 @@ export class Backoff {
   }
 }
 
-export interface SleepOptions {
+interface SleepOptions {
   unref?: boolean;
   /** receives a function that ends the sleep at once */
   onStart?: (wake: () => void) => void;

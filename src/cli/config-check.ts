@@ -15,6 +15,7 @@ import type { Inventory } from '../devices/inventory-types.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
 import type { ResourceSpec, SliceLimits } from '../devices/resource-types.js';
 import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
+import { errorMessage } from '../errors.js';
 import { mockNodePath } from '../paths.js';
 import { inventoryFromMockState } from '../sim/state-inventory.js';
 import { type Command, type CommandIo, ExitCode } from './command.js';
@@ -107,7 +108,7 @@ function configPathFrom(positionals: readonly string[], env: NodeJS.ProcessEnv):
 }
 
 /** `k=v,k2=v2` → map. A value may be empty (`k=`), a key may not. */
-export function parseLabels(text: string | undefined): Map<string, string> {
+function parseLabels(text: string | undefined): Map<string, string> {
   const labels = new Map<string, string>();
   for (const item of (text ?? '').split(',')) {
     const entry = item.trim();
@@ -135,14 +136,14 @@ async function loadInventory(spec: string): Promise<LoadedInventory> {
     const why =
       code === 'ENOENT'
         ? `not found (expected a mock NVML state file, or one of ${READY_NODES.join(', ')})`
-        : `cannot read: ${error instanceof Error ? error.message : String(error)}`;
+        : `cannot read: ${errorMessage(error)}`;
     return { ok: false, errors: [`${where}: ${why}`] };
   }
   let state: unknown;
   try {
     state = JSON.parse(text);
   } catch (error) {
-    return { ok: false, errors: [`${where}: not JSON: ${error instanceof Error ? error.message : error}`] };
+    return { ok: false, errors: [`${where}: not JSON: ${errorMessage(error)}`] };
   }
   const converted = inventoryFromMockState(state, file);
   return converted.ok ? { ok: true, name, inventory: converted.inventory } : converted;

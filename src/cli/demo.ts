@@ -1,4 +1,5 @@
 /** `vgpu-agent demo`: the plugin on a simulated GPU node (mock NVML through koffi), no GPU needed. */
+import { errorMessage } from '../errors.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { mockNodeNames } from '../paths.js';
 import { runDemo } from '../sim/demo.js';
@@ -50,8 +51,7 @@ export const demoCommand: Command = {
     } catch (err) {
       // A newcomer gets one line; the stack goes to the log (--log-level error shows it).
       logger.error({ err }, 'demo failed');
-      const message = err instanceof Error ? err.message : String(err);
-      io.stderr.write(`vgpu-agent demo: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+      io.stderr.write(`vgpu-agent demo: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}\n`);
       return ExitCode.FAILURE;
     }
     return ExitCode.OK;

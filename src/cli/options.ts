@@ -3,6 +3,7 @@
  * the variable, which wins over the default. The same table renders --help, so they cannot drift.
  */
 import { parseArgs } from 'node:util';
+import { errorMessage } from '../errors.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -79,7 +80,7 @@ export function parseCommandLine(
       strict: true,
     });
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message.replace(/\. To specify.*$/s, '') : String(err));
+    throw new UsageError(errorMessage(err).replace(/\. To specify.*$/s, ''));
   }
   const values: OptionValues = { help: parsed.values.help as boolean | undefined };
   const explicit = new Set<string>();

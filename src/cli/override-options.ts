@@ -2,14 +2,14 @@
  * Command-line flags for the settings that also live in the config file (NVIDIA's flags and
  * spellings), built from the config package's table so --help and the parser never drift.
  */
+import type { EffectiveConfig } from '../config/schema.js';
 import {
   applyOverrides,
   collectOverrides,
-  type EffectiveConfig,
   OVERRIDABLE_SETTINGS,
   type OverrideResult,
   type SettingOverrides,
-} from '../config/index.js';
+} from '../config/settings.js';
 import type { OptionSpec, OptionValues } from './options.js';
 
 const plain = (text: string) => text.replaceAll('`', '');

@@ -1,7 +1,8 @@
 /** `vgpu-agent plugin`: flags → config → the plugin on the node runtime → run until SIGTERM/SIGINT. */
 import type { Logger } from 'pino';
 import { configInFileForm } from '../config/file-form.js';
-import { type EffectiveConfig, parseConfig } from '../config/index.js';
+import { parseConfig } from '../config/load.js';
+import type { EffectiveConfig } from '../config/schema.js';
 import { CONFIG_LABEL } from '../config/select.js';
 import { type ApplyOverrides, ConfigLoadError } from '../config/source.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
@@ -127,7 +128,7 @@ async function startPlugin(
   } catch (err) {
     if (err instanceof NvmlLibraryError && !config.current.flags.failOnInitError) {
       // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle.
-      logger.error({ err: err.message }, 'NVML unavailable and failOnInitError=false: idling');
+      logger.error({ err }, 'NVML unavailable and failOnInitError=false: idling');
       await waitForSignal();
       await closeConfig();
       return undefined;

@@ -35,7 +35,7 @@ const MIG_INDEX = /^(\d+):(\d+)$/;
 const ACCEPTED_REFS = 'a GPU index, "<gpu>:<mig>", GPU-<uuid>, MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>';
 const ACCEPTED_FORMS = '"all", a count > 0 or a list of devices';
 
-export function parseDeviceRef(item: unknown): DeviceRef | undefined {
+function parseDeviceRef(item: unknown): DeviceRef | undefined {
   if (typeof item === 'number') {
     return Number.isSafeInteger(item) && item >= 0 ? { type: 'index', index: item } : undefined;
   }

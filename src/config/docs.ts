@@ -15,8 +15,8 @@ import {
 import { configFileSchema } from './schema.js';
 import { OVERRIDABLE_SETTINGS } from './settings.js';
 
-export const CONFIG_REFERENCE_BEGIN = '<!-- BEGIN GENERATED: config-reference -->';
-export const CONFIG_REFERENCE_END = '<!-- END GENERATED -->';
+const CONFIG_REFERENCE_BEGIN = '<!-- BEGIN GENERATED: config-reference -->';
+const CONFIG_REFERENCE_END = '<!-- END GENERATED -->';
 /** What to run after changing the schema. */
 export const REGENERATE_COMMAND = 'npm run docs:config';
 

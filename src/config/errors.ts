@@ -96,8 +96,8 @@ export interface BoundedLines {
   omitted: number;
 }
 
-export const LOGGED_LINES_MAX = 10;
-export const LOGGED_LINE_MAX_LENGTH = 300;
+const LOGGED_LINES_MAX = 10;
+const LOGGED_LINE_MAX_LENGTH = 300;
 
 export function boundLines(
   lines: readonly string[],
@@ -108,7 +108,7 @@ export function boundLines(
 }
 
 /** `line`, or its first `maxLength` characters and how many more there were. */
-export function boundLine(line: string, maxLength = LOGGED_LINE_MAX_LENGTH): string {
+function boundLine(line: string, maxLength = LOGGED_LINE_MAX_LENGTH): string {
   if (line.length <= maxLength) return line;
   return `${line.slice(0, maxLength)}… (${line.length - maxLength} more characters)`;
 }

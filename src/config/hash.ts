@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { EffectiveConfig } from './schema.js';
 
 /** JSON with object keys sorted at every level, so equal configs give equal text whatever the key order. */
-export function canonicalJson(value: unknown): string {
+function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v !== null && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(

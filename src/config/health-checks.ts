@@ -30,8 +30,8 @@ export interface ConfiguredHealth {
   disabledXids: readonly number[];
 }
 
-export const DISABLE_HEALTHCHECKS_ENV = 'DP_DISABLE_HEALTHCHECKS';
-export const ENABLE_HEALTHCHECKS_ENV = 'DP_ENABLE_HEALTHCHECKS';
+const DISABLE_HEALTHCHECKS_ENV = 'DP_DISABLE_HEALTHCHECKS';
+const ENABLE_HEALTHCHECKS_ENV = 'DP_ENABLE_HEALTHCHECKS';
 
 interface XidList {
   all: boolean;
@@ -76,8 +76,14 @@ export function healthChecksFromEnv(
   return { enabled: true, disabledXids, onlyXids: null, warnings };
 }
 
+/** The part of the settings that decides an XID's fate. */
+export type XidChecks = Readonly<Pick<HealthCheckSettings, 'enabled'>> & {
+  readonly disabledXids: ReadonlySet<number>;
+  readonly onlyXids?: ReadonlySet<number> | null;
+};
+
 /** Whether an XID event should leave the device healthy under these settings. */
-export function isXidIgnored(settings: HealthCheckSettings, xid: number): boolean {
+export function isXidIgnored(settings: XidChecks, xid: number): boolean {
   if (!settings.enabled) return true;
   if (settings.onlyXids) return !settings.onlyXids.has(xid);
   return settings.disabledXids.has(xid);

@@ -12,7 +12,7 @@ export type ParseResult =
   | { ok: false; errors: ConfigIssue[] };
 
 /** ConfigMaps hold at most 1 MiB; anything larger is not a config file. */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
  * Parses YAML or JSON config text. `source` names the text in messages (usually the file path).

@@ -7,6 +7,7 @@
  */
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
+import { errorMessage } from '../errors.js';
 
 export type ReadResult = { ok: true; text: string } | { ok: false; message: string };
 
@@ -65,7 +66,7 @@ function tooLarge(size: number, { maxBytes }: Pick<ReadOptions, 'maxBytes'>): st
 }
 
 /** What a non-regular file is, for messages. */
-export function fileKind(info: Stats): string {
+function fileKind(info: Stats): string {
   if (info.isFIFO()) return 'a FIFO (named pipe)';
   if (info.isSocket()) return 'a socket';
   if (info.isCharacterDevice()) return 'a character device';
@@ -86,12 +87,12 @@ async function readAtMost(handle: FileHandle, limit: number): Promise<string> {
   return buffer.toString('utf8', 0, filled);
 }
 
-export function readErrorMessage(error: unknown): string {
+function readErrorMessage(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return 'file not found';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'is a directory (expected a configuration file)';
-  return `cannot read the file: ${error instanceof Error ? error.message : String(error)}`;
+  return `cannot read the file: ${errorMessage(error)}`;
 }
 
 interface Deadline {

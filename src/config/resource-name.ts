@@ -5,7 +5,7 @@
  */
 import { isDns1123Subdomain } from '../kube/names.js';
 
-export const RESOURCE_NAME_PREFIX = 'nvidia.com';
+const RESOURCE_NAME_PREFIX = 'nvidia.com';
 export const MAX_RESOURCE_NAME_LENGTH = 63;
 /** Suffix NVIDIA appends when `renameByDefault` is set. */
 export const SHARED_RENAME_SUFFIX = '.shared';

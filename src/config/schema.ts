@@ -28,7 +28,7 @@ export {
 } from './flags-schema.js';
 export { DEFAULT_HOOK_PATH, type SplitResource, type TimeSlicedResource } from './sharing-schema.js';
 
-export const CONFIG_VERSION = 'v1';
+const CONFIG_VERSION = 'v1';
 /** NVIDIA's "application error" XIDs: the application failed, not the GPU (internal/rm/health.go). */
 export const DEFAULT_DISABLED_XIDS: readonly number[] = [13, 31, 43, 45, 68, 109];
 

@@ -9,6 +9,7 @@ import { readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
 import { boundLines, formatIssue } from './errors.js';
 import { configHash } from './hash.js';
 import { loadConfigFile } from './load.js';
@@ -97,7 +98,7 @@ export async function locateConfig(
         ? 'not found (expected a config file or a mounted ConfigMap directory)'
         : code === 'EACCES' || code === 'EPERM'
           ? 'permission denied'
-          : `cannot read: ${error instanceof Error ? error.message : String(error)}`;
+          : `cannot read: ${errorMessage(error)}`;
     return { ok: false, error: `${configPath}: ${why}` };
   }
 }
@@ -157,7 +158,7 @@ export interface ConfigSourceOptions extends LoadRequest {
 
 type ConfigSourceEvents = { change: [ConfigChange]; invalid: [InvalidConfig] };
 
-export const DEFAULT_DEBOUNCE_MS = 100;
+const DEFAULT_DEBOUNCE_MS = 100;
 /** The link kubelet's AtomicWriter renames into place to switch a ConfigMap volume to new content. */
 const DATA_LINK = '..data';
 /**
@@ -362,7 +363,7 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
       return await loadSelectedConfig({ ...this.options, nodeLabel: this.label });
     } catch (error) {
       // Only a throwing overrides or validate function gets here; treat it like any other rejected config.
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       return { ok: false, name: this.loaded.name, issues: [`${this.options.path}: ${message}`] };
     }
   }

@@ -5,6 +5,7 @@
  * index `1:0` as the base-60 number 60, which go-yaml v2 does not (it reads the string "1:0").
  */
 import { type Document, isNode, LineCounter, parseDocument, type ScalarTag } from 'yaml';
+import { errorMessage } from '../errors.js';
 
 const YAML11_TRUE = /^(?:y|Y|yes|Yes|YES|on|On|ON)$/;
 const yaml11Booleans: ScalarTag = {
@@ -50,7 +51,7 @@ export function parseYaml(text: string): YamlResult {
     value = doc.toJS();
   } catch (error) {
     // e.g. an alias to an anchor that does not exist: found only when the document is converted.
-    return { ok: false, errors: [{ message: error instanceof Error ? error.message : String(error) }] };
+    return { ok: false, errors: [{ message: errorMessage(error) }] };
   }
   return {
     ok: true,

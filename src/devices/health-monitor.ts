@@ -6,25 +6,22 @@
  * answering again.
  */
 import type { Logger } from 'pino';
+import { isXidIgnored, type XidChecks } from '../config/health-checks.js';
+import { errorMessage } from '../errors.js';
 import { NvmlEventType } from '../nvml/codes.js';
 import { isDeviceFailure, isGpuLost, NvmlError } from '../nvml/errors.js';
 import { DeviceEventWatcher, type Registration } from '../nvml/events.js';
 import type { Nvml } from '../nvml/nvml.js';
 import type { DeviceEvent, DeviceHandle } from '../nvml/types.js';
 import { ThrottledWarning } from '../throttled-warning.js';
-import { HealthState, type UnhealthyRecord } from './health-state.js';
+import { HealthState } from './health-state.js';
 import type { Inventory } from './inventory-types.js';
 
-export interface HealthSettings {
-  /** false: never mark anything unhealthy (DP_DISABLE_HEALTHCHECKS=all) */
-  enabled: boolean;
-  /** Xids that are application errors, not device faults */
-  disabledXids: ReadonlySet<number>;
-  /** when set, only these Xids mark a device unhealthy (DP_ENABLE_HEALTHCHECKS after disabling all) */
-  onlyXids?: ReadonlySet<number> | null;
+/** Which Xids count (the config's health checks, NVIDIA's variables applied), and when devices recover. */
+export type HealthSettings = XidChecks & {
   /** 0 = never recover (NVIDIA's behaviour) */
   recoverAfterSeconds: number;
-}
+};
 
 export interface HealthMonitorOptions {
   nvml: Nvml;
@@ -105,7 +102,7 @@ export class HealthMonitor {
         this.rememberHandle(gpu.uuid, this.options.nvml.deviceByUuid(gpu.uuid));
       } catch (err) {
         this.outOfEventSet.set(gpu.uuid, { failed: true });
-        this.mark(gpu.uuid, `cannot watch for events: ${describe(err)}`);
+        this.mark(gpu.uuid, `cannot watch for events: ${errorMessage(err)}`);
       }
     }
     this.startWatcher();
@@ -189,8 +186,7 @@ export class HealthMonitor {
       return;
     }
     const xid = event.eventData;
-    const ignored = settings.onlyXids ? !settings.onlyXids.has(xid) : settings.disabledXids.has(xid);
-    if (ignored) {
+    if (isXidIgnored(settings, xid)) {
       this.options.onXid?.(xid, false);
       logger.info({ gpu: gpuUuid, xid }, 'Xid ignored (application error or disabled)');
       return;
@@ -314,12 +310,4 @@ export class HealthMonitor {
     this.options.logger.warn({ device: uuid, reason, xid }, 'device marked Unhealthy');
     this.options.onChange(this.state);
   }
-
-  unhealthy(): UnhealthyRecord[] {
-    return this.state.records();
-  }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

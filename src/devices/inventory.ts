@@ -2,6 +2,8 @@
  * Builds the node Inventory from NVML. Each GPU is read on its own: one that fails (lost, no
  * permission) is reported in `problems` and left out, and the others are still returned.
  */
+
+import { errorMessage } from '../errors.js';
 import { NVLINK_MAX_LINKS, TopologyLevel } from '../nvml/codes.js';
 import { isNotSupported } from '../nvml/errors.js';
 import type { Nvml } from '../nvml/nvml.js';
@@ -28,7 +30,7 @@ export async function buildInventory(
     try {
       read.push(await readGpu(nvml, index, hostPaths, migMinors, problems));
     } catch (err) {
-      problems.push({ where: `GPU ${index}`, message: describe(err) });
+      problems.push({ where: `GPU ${index}`, message: errorMessage(err) });
     }
   }
   linkGpus(nvml, read, problems);
@@ -105,7 +107,7 @@ function readMigDevices(
         }),
       );
     } catch (err) {
-      problems.push({ where: `${gpu.uuid} MIG slot ${slot}`, message: describe(err) });
+      problems.push({ where: `${gpu.uuid} MIG slot ${slot}`, message: errorMessage(err) });
     }
   }
   return devices;
@@ -159,7 +161,7 @@ export function migProfileName(attributes: MigDeviceAttributes, parentMemoryMiB:
 }
 
 /** The /dev/nvidia-caps nodes giving access to a MIG device's GPU and compute instance. */
-export function migCapabilityNodes(
+function migCapabilityNodes(
   gpuMinor: number,
   gpuInstanceId: number,
   computeInstanceId: number,
@@ -210,7 +212,7 @@ function countNvlinks(
       const peer = uuidByBusId.get(nvml.nvlinkRemoteBusId(gpu.handle, link));
       if (peer) counts.set(peer, (counts.get(peer) ?? 0) + 1);
     } catch (err) {
-      problems.push({ where: `${gpu.gpu.uuid} NVLink ${link}`, message: describe(err) });
+      problems.push({ where: `${gpu.gpu.uuid} NVLink ${link}`, message: errorMessage(err) });
       break;
     }
   }
@@ -225,8 +227,4 @@ function optional<T>(read: () => T): T | null {
     if (isNotSupported(err)) return null;
     throw err;
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

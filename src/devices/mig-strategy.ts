@@ -40,7 +40,7 @@ export function migTarget(mig: MigDevice): DeviceTarget {
 }
 
 /** `nvidia.com/mig-1g.10gb`; NVIDIA writes `+` attributes (`+me`) as `.me`. */
-export function migResourceName(profile: string): string {
+function migResourceName(profile: string): string {
   return `nvidia.com/mig-${profile.replaceAll('+', '.')}`;
 }
 

@@ -40,5 +40,3 @@ export interface ResourceSpec {
   /** time-slicing: refuse a container asking for more than one replica (NVIDIA's flag) */
   failRequestsGreaterThanOne: boolean;
 }
-
-export type DeviceHealth = 'Healthy' | 'Unhealthy';

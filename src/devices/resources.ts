@@ -64,7 +64,7 @@ export function shareId(uuid: string, n: number): string {
 }
 
 /** Which of a resource's targets a `devices` selection covers, in the resource's order. */
-export function selectTargets(
+function selectTargets(
   targets: readonly DeviceTarget[],
   selection: DeviceSelection,
   where: string,

@@ -8,6 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { Backoff } from '../backoff.js';
+import { errorMessage } from '../errors.js';
 import {
   KubeApiError,
   type KubeClient,
@@ -139,7 +140,7 @@ export class ListWatch<T extends KubeObject> {
     // A watch dropped after a while (API server restart, idle proxy) is not a failure of the API.
     const initialMs = this.options.retry?.initialMs ?? 1000;
     if (pass.watchOpenedAt !== undefined && Date.now() - pass.watchOpenedAt >= initialMs) {
-      logger.debug({ err: messageOf(error) }, `${watchName} dropped: reconnecting`);
+      logger.debug({ err: errorMessage(error) }, `${watchName} dropped: reconnecting`);
       return true;
     }
     return false;
@@ -152,11 +153,11 @@ export class ListWatch<T extends KubeObject> {
     // The API's answer as text: a stack would only say where in the client it surfaced.
     if (failures === 1) {
       logger.warn(
-        { err: messageOf(error) },
+        { err: errorMessage(error) },
         `cannot read ${description} from the Kubernetes API; retrying with backoff (next log when it recovers)`,
       );
     } else {
-      logger.debug({ err: messageOf(error), failures }, 'Kubernetes API still failing');
+      logger.debug({ err: errorMessage(error), failures }, 'Kubernetes API still failing');
     }
     await this.backoff.pause(delayMs, signal);
   }
@@ -189,8 +190,4 @@ export function fieldSelectedCollection<T extends KubeObject>(
 
 function isGone(error: unknown): boolean {
   return error instanceof KubeApiError && (error.status === 410 || error.reason === 'Expired');
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -64,7 +64,7 @@ export const DEFAULT_DEVICE_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
 export const KUBELET_SOCKET_NAME = 'kubelet.sock';
 
 /** The proto-loader options the generated types assume (`npm run gen:proto` uses the same). */
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+const PROTO_LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
   longs: String,
   enums: String,
@@ -75,7 +75,7 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
 const PROTO_FILES = ['deviceplugin/v1beta1/api.proto', 'podresources/v1/api.proto'] as const;
 
 /** The `proto/` directory of this package (next to package.json, from src/ or dist/ alike). */
-export const PROTO_DIR = join(packageRoot(), 'proto');
+const PROTO_DIR = join(packageRoot(), 'proto');
 
 const packageDefinition = protoLoader.loadSync([...PROTO_FILES], {
   ...PROTO_LOADER_OPTIONS,

@@ -43,10 +43,6 @@ export function isGpuLost(err: unknown): boolean {
   return hasCode(err, NvmlReturn.GPU_IS_LOST);
 }
 
-export function isNotFound(err: unknown): boolean {
-  return hasCode(err, NvmlReturn.NOT_FOUND);
-}
-
 /** Errors that mean "this GPU needs attention" rather than "this query is not available". */
 export function isDeviceFailure(err: unknown): boolean {
   return hasCode(

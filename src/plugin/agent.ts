@@ -59,8 +59,8 @@ export class PluginAgent implements Component {
     this.config = options.config;
     const metrics = new PluginMetrics(runtime.metrics.registry);
     this.metrics = metrics;
-    const checks = healthChecksFromEnv(options.env, options.config.health);
-    for (const warning of checks.warnings) this.logger.warn(warning);
+    const { warnings, ...checks } = healthChecksFromEnv(options.env, options.config.health);
+    for (const warning of warnings) this.logger.warn(warning);
     this.health = new HealthMonitor({
       nvml: runtime.nvml,
       inventory: runtime.inventory,
@@ -125,7 +125,7 @@ export class PluginAgent implements Component {
   async applyConfig(config: EffectiveConfig): Promise<void> {
     const plan = await this.plan(config);
     await this.manager.apply(plan.resources, plan.context);
-    const checks = healthChecksFromEnv(this.options.env, config.health);
+    const { warnings: _, ...checks } = healthChecksFromEnv(this.options.env, config.health);
     this.health.updateSettings({ ...checks, recoverAfterSeconds: config.health.recoverAfterSeconds });
     this.config = config;
   }

@@ -26,9 +26,9 @@ export interface AllocateSettings {
   extraEnvs: Readonly<Record<string, string>>;
 }
 
-export const VISIBLE_DEVICES_ENV = 'NVIDIA_VISIBLE_DEVICES';
+const VISIBLE_DEVICES_ENV = 'NVIDIA_VISIBLE_DEVICES';
 /** Where the volume-mounts strategy lists devices: one empty file per device, as the NVIDIA runtime reads it. */
-export const CONTAINER_DEVICES_DIR = '/var/run/nvidia-container-devices';
+const CONTAINER_DEVICES_DIR = '/var/run/nvidia-container-devices';
 
 /** The distinct physical targets behind the allocated devices, in first-seen order. */
 export function distinctTargets(devices: readonly AdvertisedDevice[]): DeviceTarget[] {

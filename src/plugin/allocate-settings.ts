@@ -5,7 +5,7 @@ import type { EffectiveConfig } from '../config/schema.js';
 import type { AllocateSettings } from './allocate-response.js';
 
 /** Driver control nodes a container needs besides its GPUs, each passed only when present. */
-export const CONTROL_DEVICE_NODES = [
+const CONTROL_DEVICE_NODES = [
   '/dev/nvidiactl',
   '/dev/nvidia-uvm',
   '/dev/nvidia-uvm-tools',

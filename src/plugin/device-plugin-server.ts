@@ -63,7 +63,8 @@ type ListAndWatchStream = grpc.ServerWritableStream<unknown, ListAndWatchRespons
 export class DevicePluginServer {
   readonly resourceName: string;
   readonly socketPath: string;
-  private readonly logger: Logger;
+  /** bound to the resource: every line names it */
+  readonly logger: Logger;
   private readonly registration: KubeletRegistration;
   private server: grpc.Server | undefined;
   private state: State = 'stopped';

@@ -68,10 +68,7 @@ export class LiveConfig {
           );
         } catch (err) {
           metrics.configReloads.inc({ result: 'invalid' });
-          logger.error(
-            { config: current.name, err: (err as Error).message },
-            'applying the config update failed',
-          );
+          logger.error({ config: current.name, err }, 'applying the config update failed');
         }
       });
     });

@@ -59,7 +59,7 @@ export class PluginManager {
           server.kubeletRestarted(kubeletSocketId).catch((err: unknown) => {
             // A missing directory was reported by the watcher; its re-creation brings kubelet.sock back.
             if (err instanceof PluginDirectoryMissingError) return;
-            options.logger.error({ resource: server.resourceName, err }, 'serving again failed');
+            server.logger.error({ err }, 'serving again failed');
             return this.restartServer(server, 'kubelet restarted');
           });
         }
@@ -121,7 +121,7 @@ export class PluginManager {
     for (const [name, entry] of this.entries) {
       if (wanted.has(name)) continue;
       this.entries.delete(name);
-      this.options.logger.info({ resource: name }, 'resource no longer advertised: stopping its server');
+      entry.server.logger.info('resource no longer advertised: stopping its server');
       await entry.server.stop();
     }
     for (const [name, spec] of wanted) {
@@ -143,10 +143,7 @@ export class PluginManager {
         connectionIdleMs: this.options.connectionIdleMs,
       });
       this.entries.set(name, { resource, server });
-      this.options.logger.info(
-        { resource: name, devices: spec.devices.length, sharing: spec.sharing },
-        'advertising resource',
-      );
+      server.logger.info({ devices: spec.devices.length, sharing: spec.sharing }, 'advertising resource');
       if (this.initialised) {
         // Added by a reload: a failure to serve must not stop the others; keep trying.
         await server.start().catch(() => this.restartServer(server, 'first start failed'));
@@ -183,15 +180,12 @@ export class PluginManager {
     } catch (err) {
       if (this.stopped || !this.isRunning(server) || err instanceof PluginDirectoryMissingError) {
         this.restarting.delete(server);
-        this.options.logger.debug({ resource: server.resourceName, err }, 'serving again stopped');
+        server.logger.debug({ err }, 'serving again stopped');
         return;
       }
       const backoff = retries ?? new Backoff(RESTART_BACKOFF);
       const retryInMs = backoff.next();
-      this.options.logger.error(
-        { resource: server.resourceName, err: (err as Error).message, attempt: backoff.failures, retryInMs },
-        'serving again failed; retrying',
-      );
+      server.logger.error({ err, attempt: backoff.failures, retryInMs }, 'serving again failed; retrying');
       void backoff.pause(retryInMs, this.stopping.signal).then(() => {
         if (this.stopped) this.restarting.delete(server);
         else return this.restartWithRetry(server, reason, backoff);

@@ -206,7 +206,7 @@ export class KubeletRegistration {
     this.options.metrics.registrations.inc({ resource: this.options.resourceName, result: 'error' });
     const level = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
     this.options.logger[level](
-      { kubeletSocket: this.kubeletSocket, attempt, retryInMs, err: err.message },
+      { kubeletSocket: this.kubeletSocket, attempt, retryInMs, err },
       'registration with kubelet failed; retrying',
     );
   }

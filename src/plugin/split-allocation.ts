@@ -28,7 +28,7 @@ import { distinctTargets } from './allocate-response.js';
 export const HAMI_LOCK_DIR = '/tmp/vgpulock';
 
 /** The part that needs no host: env values for the slices, per GPU in NVIDIA_VISIBLE_DEVICES order. */
-export function splitLimitEnvs(devices: readonly AdvertisedDevice[]): Record<string, string> {
+function splitLimitEnvs(devices: readonly AdvertisedDevice[]): Record<string, string> {
   const envs: Record<string, string> = {};
   distinctTargets(devices).forEach((target, i) => {
     const slices = devices.filter((d) => d.target.uuid === target.uuid && d.slice);

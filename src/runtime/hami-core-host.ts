@@ -8,7 +8,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-export const PRELOAD_FILE_NAME = 'ld.so.preload';
+const PRELOAD_FILE_NAME = 'ld.so.preload';
 
 export interface HamiCoreHost {
   /** `split.hookPath`: host directory of HAMi-core (HAMi's `HOOK_PATH` + `/vgpu`); same path in the agent */
@@ -30,7 +30,7 @@ export interface PreloadPlan {
 /** `libvgpu.so.2.5.0`, `libvgpu.so.v2.9.0` (HAMi's image tag), `libvgpu.so.v2.9.0-1a2b3c4` */
 const VERSIONED_LIBRARY = /^libvgpu\.so\.(v?\d+(?:\.\d+)*(?:-[0-9A-Za-z.-]+)?)$/;
 
-export function isLibvgpuName(name: string): boolean {
+function isLibvgpuName(name: string): boolean {
   return name === 'libvgpu.so' || VERSIONED_LIBRARY.test(name);
 }
 

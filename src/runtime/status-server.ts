@@ -14,7 +14,7 @@ export interface StatusServerOptions {
   notReadyReason: () => string | null;
 }
 
-export function parseListenAddress(address: string): { host: string | undefined; port: number } {
+function parseListenAddress(address: string): { host: string | undefined; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address.trim());
   if (!match) throw new Error(`invalid listen address "${address}": expected [host]:port, e.g. :9396`);
   const host = match[1] ?? match[2];

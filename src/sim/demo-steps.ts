@@ -7,7 +7,8 @@
  */
 import { once } from 'node:events';
 import path from 'node:path';
-import { formatIssue, parseConfig } from '../config/index.js';
+import { formatIssue } from '../config/errors.js';
+import { parseConfig } from '../config/load.js';
 import type { EffectiveConfig } from '../config/schema.js';
 import type { ConfigSource, InvalidConfig } from '../config/source.js';
 import { formatInventory } from '../devices/format-inventory.js';

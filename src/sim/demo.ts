@@ -7,6 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
 import { LivePlugin } from '../plugin/live-plugin.js';
 import { ConfigMapVolume } from './configmap-volume.js';
 import { DEFAULT_CONFIG, DEMO_STEPS, type DemoContext, type DemoStep } from './demo-steps.js';
@@ -30,7 +31,7 @@ export class DemoStepError extends Error {
     stepName: string,
     cause: unknown,
   ) {
-    super(`step ${step} (${stepName}) failed: ${messageOf(cause)}`, { cause });
+    super(`step ${step} (${stepName}) failed: ${errorMessage(cause)}`, { cause });
   }
 }
 
@@ -41,7 +42,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const cleanups: Cleanup[] = [];
   try {
     const ctx = await startSimulatedNode(options, say, cleanups).catch((err: unknown) => {
-      throw new Error(`cannot start the simulated "${options.node}" node: ${messageOf(err)}`, { cause: err });
+      throw new Error(`cannot start the simulated "${options.node}" node: ${errorMessage(err)}`, {
+        cause: err,
+      });
     });
     await runSteps(DEMO_STEPS, ctx);
     await keepRunning(options.durationSeconds, say);
@@ -133,8 +136,4 @@ async function keepRunning(durationSeconds: number, say: (line?: string) => void
   });
   say('The agent keeps running on the simulated node. Ctrl+C to stop (or pass --duration <seconds>).');
   await stopped;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

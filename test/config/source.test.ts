@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyOverrides } from '../../src/config/index.js';
+import { applyOverrides } from '../../src/config/settings.js';
 import {
   type ConfigChange,
   ConfigLoadError,

@@ -62,7 +62,7 @@ async function startMonitor({ lostAtStart = false } = {}) {
   return { node: opened.node, monitor, logs, lines, clock, xids, failures };
 }
 
-const unhealthy = (m: HealthMonitor) => m.unhealthy().map((r) => r.uuid);
+const unhealthy = (m: HealthMonitor) => m.state.records().map((r) => r.uuid);
 
 async function setLostAndWaitUntilSeen({ nvml, node }: OpenedMock, uuid: string): Promise<void> {
   await node.setLost(uuid, true);

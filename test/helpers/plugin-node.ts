@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach } from 'vitest';
-import { parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { EffectiveConfig } from '../../src/config/schema.js';
 import type { ConfigSource } from '../../src/config/source.js';
 import { createLogger } from '../../src/log.js';

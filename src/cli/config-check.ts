@@ -19,7 +19,7 @@ import { errorMessage } from '../errors.js';
 import { mockNodePath } from '../paths.js';
 import { inventoryFromMockState } from '../sim/state-inventory.js';
 import { type Command, type CommandIo, ExitCode } from './command.js';
-import { UsageError } from './options.js';
+import { outputOption, UsageError } from './options.js';
 
 const READY_NODES = ['dgx-a100', 'mixed-mig', 'single-t4'];
 /** IDs shown per resource in the text report; the JSON report has them all. */
@@ -49,13 +49,7 @@ export const configCheckCommand: Command = {
       default: 'dgx-a100',
       description: `The node's GPUs: a mock NVML state file, or a ready node (${READY_NODES.join(', ')})`,
     },
-    {
-      flag: 'output',
-      type: 'string',
-      default: 'text',
-      choices: ['text', 'json'],
-      description: 'Report format',
-    },
+    outputOption('Report format'),
   ],
   async run(args, io) {
     const configPath = configPathFrom(args.positionals, io.env);

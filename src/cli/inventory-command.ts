@@ -3,19 +3,11 @@ import { buildInventory } from '../devices/inventory.js';
 import { Nvml } from '../nvml/nvml.js';
 import { type Command, ExitCode } from './command.js';
 import { hostPathsFrom, nvmlOptions } from './common-options.js';
+import { outputOption } from './options.js';
 
 export const inventoryCommand: Command = {
   name: 'inventory',
-  options: [
-    ...nvmlOptions,
-    {
-      flag: 'output',
-      type: 'string',
-      default: 'text',
-      choices: ['text', 'json'],
-      description: 'Output format',
-    },
-  ],
+  options: [...nvmlOptions, outputOption('Output format')],
   async run(args, io) {
     const nvml = await Nvml.open({ libraryPath: args.values['nvml-library'] as string });
     try {

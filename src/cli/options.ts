@@ -27,6 +27,11 @@ export interface OptionSpec {
   envHelp?: string;
 }
 
+/** `--output text|json`: a report for people, or for scripts. */
+export function outputOption(description: string): OptionSpec {
+  return { flag: 'output', type: 'string', default: 'text', choices: ['text', 'json'], description };
+}
+
 export type OptionValue = string | boolean | string[] | undefined;
 export type OptionValues = Record<string, OptionValue>;
 

@@ -31,24 +31,29 @@ const SIZE_NOTE =
 const tooManyShares = (subject: string, what: string) => (issue: { input?: unknown }) =>
   `${subject}must be <= ${MAX_SHARES_PER_GPU} (got ${describeValue(issue.input)}): one GPU's ${what} must fit in kubelet's 4 MiB device list`;
 
-const timeSlicedResourceSchema = z.strictObject({
-  name: resourceName('no resource name specified').meta(
+/** The `name` of a shared resource entry: which resource's devices it shares. */
+const sharedResourceName = (description: string) =>
+  resourceName('no resource name specified').meta(
     doc({
-      description: `Resource to share: \`gpu\`, or \`mig-<profile>\` with migStrategy mixed. ${RESOURCE_NAME_RULES}`,
+      description: `${description} ${RESOURCE_NAME_RULES}`,
       type: RESOURCE_NAME_TYPE,
       example: 'nvidia.com/gpu',
     }),
-  ),
-  rename: resourceName()
+  );
+
+/** The `rename` of a shared resource entry: the name its shares are advertised under. */
+const sharedResourceRename = (description: string, defaultText: string, example: string) =>
+  resourceName()
     .optional()
-    .meta(
-      doc({
-        description: `Advertise the replicas under this name instead. ${RESOURCE_NAME_RULES} NVIDIA ignores it; vgpu-agent honours it.`,
-        type: RESOURCE_NAME_TYPE,
-        defaultText: '`<name>.shared` with renameByDefault, else none',
-        example: 'nvidia.com/gpu-ts',
-      }),
-    ),
+    .meta(doc({ description, type: RESOURCE_NAME_TYPE, defaultText, example }));
+
+const timeSlicedResourceSchema = z.strictObject({
+  name: sharedResourceName('Resource to share: `gpu`, or `mig-<profile>` with migStrategy mixed.'),
+  rename: sharedResourceRename(
+    `Advertise the replicas under this name instead. ${RESOURCE_NAME_RULES} NVIDIA ignores it; vgpu-agent honours it.`,
+    '`<name>.shared` with renameByDefault, else none',
+    'nvidia.com/gpu-ts',
+  ),
   devices: devicesSchema,
   replicas: z
     .int(whenMissing('no replicas specified'))
@@ -120,23 +125,12 @@ function resolveRename(name: string, rename: string | undefined): ResolvedRename
 
 const splitResourceSchema = z
   .strictObject({
-    name: resourceName('no resource name specified').meta(
-      doc({
-        description: `Resource whose GPUs are split into slices: \`gpu\` (full GPUs only). ${RESOURCE_NAME_RULES}`,
-        type: RESOURCE_NAME_TYPE,
-        example: 'nvidia.com/gpu',
-      }),
+    name: sharedResourceName('Resource whose GPUs are split into slices: `gpu` (full GPUs only).'),
+    rename: sharedResourceRename(
+      `Advertise the slices under this name instead. ${RESOURCE_NAME_RULES}`,
+      'none',
+      'nvidia.com/vgpu',
     ),
-    rename: resourceName()
-      .optional()
-      .meta(
-        doc({
-          description: `Advertise the slices under this name instead. ${RESOURCE_NAME_RULES}`,
-          type: RESOURCE_NAME_TYPE,
-          defaultText: 'none',
-          example: 'nvidia.com/vgpu',
-        }),
-      ),
     devices: devicesSchema,
     count: z
       .int()

@@ -13,6 +13,7 @@ import { buildResources, sharingConfigOf } from '../devices/resources.js';
 import { detectHamiCore } from '../runtime/hami-core-host.js';
 import type { Component, NodeRuntime } from '../runtime/node-runtime.js';
 import { allocateSettingsFrom } from './allocate-settings.js';
+import type { ServerTuning } from './device-plugin-server.js';
 import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
 import { TopologyScores } from './preferred-allocation.js';
@@ -20,12 +21,8 @@ import type { ResourceContext } from './resource.js';
 import { SplitAllocator } from './split-allocation.js';
 
 /** Timing knobs; the defaults suit production, tests shorten them. */
-export interface PluginTuning {
-  registerTimeoutMs?: number;
-  retryInitialMs?: number;
-  retryMaxMs?: number;
+export interface PluginTuning extends ServerTuning {
   watchPollIntervalMs?: number;
-  connectionIdleMs?: number;
   healthProbeIntervalMs?: number;
   eventWaitTimeoutMs?: number;
 }

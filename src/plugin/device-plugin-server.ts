@@ -24,25 +24,23 @@ import {
 } from '../kubelet-api/proto.js';
 import { serviceError } from '../kubelet-api/service-error.js';
 import type { PluginMetrics } from './metrics.js';
-import { KubeletRegistration } from './registration.js';
+import { KubeletRegistration, type RegistrationTuning } from './registration.js';
 import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
 import { directoryId, socketId } from './socket-id.js';
 import { socketNameFor } from './socket-name.js';
 
-export interface DevicePluginServerOptions {
+export interface ServerTuning extends RegistrationTuning {
+  /** connections carrying no call for this long are closed (default CONNECTION_IDLE_MS) */
+  connectionIdleMs?: number;
+}
+
+export interface DevicePluginServerOptions extends ServerTuning {
   handler: ResourceHandler;
   /** kubelet's device plugin directory, holding kubelet.sock and our socket */
   pluginDir: string;
   logger: Logger;
   metrics: PluginMetrics;
-  /** deadline of one Register call (kubelet dials back within it) */
-  registerTimeoutMs?: number;
-  /** first and longest pause between registration attempts */
-  retryInitialMs?: number;
-  retryMaxMs?: number;
-  /** connections carrying no call for this long are closed (default CONNECTION_IDLE_MS) */
-  connectionIdleMs?: number;
 }
 
 /**

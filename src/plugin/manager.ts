@@ -6,22 +6,22 @@
 import type { Logger } from 'pino';
 import { Backoff, type BackoffOptions } from '../backoff.js';
 import type { ResourceSpec } from '../devices/resource-types.js';
-import { DevicePluginServer, PluginDirectoryMissingError } from './device-plugin-server.js';
+import {
+  DevicePluginServer,
+  PluginDirectoryMissingError,
+  type ServerTuning,
+} from './device-plugin-server.js';
 import { KubeletWatcher } from './kubelet-watcher.js';
 import type { PluginMetrics } from './metrics.js';
 import { Resource, type ResourceContext } from './resource.js';
 import { socketId } from './socket-id.js';
 
-export interface PluginManagerOptions {
+export interface PluginManagerOptions extends ServerTuning {
   pluginDir: string;
   logger: Logger;
   metrics: PluginMetrics;
-  /** registration retry and kubelet watch tuning (tests shorten them) */
-  registerTimeoutMs?: number;
-  retryInitialMs?: number;
-  retryMaxMs?: number;
+  /** the kubelet watch's poll, backing up inotify */
   watchPollIntervalMs?: number;
-  connectionIdleMs?: number;
 }
 
 /** Between attempts to serve a resource again; unref'd: a pending retry never holds the process. */
@@ -132,16 +132,7 @@ export class PluginManager {
         continue;
       }
       const resource = new Resource(spec, () => this.context!);
-      const server = new DevicePluginServer({
-        handler: resource,
-        pluginDir: this.options.pluginDir,
-        logger: this.options.logger,
-        metrics: this.options.metrics,
-        registerTimeoutMs: this.options.registerTimeoutMs,
-        retryInitialMs: this.options.retryInitialMs,
-        retryMaxMs: this.options.retryMaxMs,
-        connectionIdleMs: this.options.connectionIdleMs,
-      });
+      const server = new DevicePluginServer({ ...this.options, handler: resource });
       this.entries.set(name, { resource, server });
       server.logger.info({ devices: spec.devices.length, sharing: spec.sharing }, 'advertising resource');
       if (this.initialised) {

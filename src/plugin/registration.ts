@@ -24,7 +24,16 @@ import {
 import type { PluginMetrics } from './metrics.js';
 import { directoryId, socketId } from './socket-id.js';
 
-export interface RegistrationOptions {
+/** Timing of registration; the defaults suit kubelet, tests shorten them. */
+export interface RegistrationTuning {
+  /** deadline of one Register call (kubelet dials back within it) */
+  registerTimeoutMs?: number;
+  /** first and longest pause between attempts */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface RegistrationOptions extends RegistrationTuning {
   /** kubelet's device plugin directory, holding kubelet.sock */
   pluginDir: string;
   /** the plugin's socket file name inside pluginDir, which kubelet dials back */
@@ -33,11 +42,6 @@ export interface RegistrationOptions {
   /** a logger already bound to the resource */
   logger: Logger;
   metrics: PluginMetrics;
-  /** deadline of one Register call (kubelet dials back within it) */
-  registerTimeoutMs?: number;
-  /** first and longest pause between attempts */
-  retryInitialMs?: number;
-  retryMaxMs?: number;
 }
 
 const ONE_DAY_MS = 86_400_000;

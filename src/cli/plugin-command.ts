@@ -12,8 +12,7 @@ import { NodeLabelWatcher } from '../kube/node-label-watcher.js';
 import { DEFAULT_DEVICE_PLUGIN_DIR } from '../kubelet-api/proto.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { NvmlLibraryError } from '../nvml/errors.js';
-import { LiveConfig } from '../plugin/live-config.js';
-import { LivePlugin } from '../plugin/live-plugin.js';
+import { type LiveConfig, LivePlugin } from '../plugin/live-plugin.js';
 import { type Command, ExitCode } from './command.js';
 import { hostPathsFrom, loggingOptions, nvmlOptions } from './common-options.js';
 import { type OptionValues, UsageError } from './options.js';
@@ -150,9 +149,9 @@ async function openConfig(
 ): Promise<LiveConfig> {
   const overrides = overridesFrom(v, env);
   const path = v.config as string | undefined;
-  if (!path) return LiveConfig.open({ fixed: defaultConfig(overrides) });
+  if (!path) return LivePlugin.openConfig({ fixed: defaultConfig(overrides) });
   try {
-    return await LiveConfig.open({
+    return await LivePlugin.openConfig({
       follow: { path, configName: v['config-name'] as string | undefined, nodeLabel, overrides, logger },
     });
   } catch (err) {

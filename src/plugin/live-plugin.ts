@@ -2,11 +2,13 @@
  * The plugin component, composed once: its live config, the node runtime (NVML, inventory, metrics
  * registry), the PluginAgent on that runtime, config updates followed, and the status endpoint. The
  * CLI, the demo and the tests all start the plugin through here; the CLI opens the config first
- * (`LiveConfig.open`) to report config errors and read failOnInitError before NVML is touched.
+ * (`LivePlugin.openConfig`) to report config errors and read failOnInitError before NVML is touched.
  */
 import { NodeRuntime, type NodeRuntimeOptions } from '../runtime/node-runtime.js';
 import { PluginAgent, type PluginTuning } from './agent.js';
 import { LiveConfig, type LiveConfigOptions } from './live-config.js';
+
+export type { LiveConfig, LiveConfigOptions } from './live-config.js';
 
 export interface LivePluginOptions extends NodeRuntimeOptions {
   /** kubelet's device plugin directory */
@@ -24,6 +26,11 @@ export class LivePlugin {
     readonly runtime: NodeRuntime,
     readonly agent: PluginAgent,
   ) {}
+
+  /** Reads the config (ConfigLoadError when a followed one cannot be read or is invalid). */
+  static openConfig(options: LiveConfigOptions): Promise<LiveConfig> {
+    return LiveConfig.open(options);
+  }
 
   /** Opens the config, then starts the plugin with it; nothing is left open when either fails. */
   static async start(options: LivePluginOptions & { config: LiveConfigOptions }): Promise<LivePlugin> {

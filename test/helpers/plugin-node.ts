@@ -11,10 +11,9 @@ import { afterEach } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import type { EffectiveConfig } from '../../src/config/schema.js';
 import type { ConfigSource } from '../../src/config/source.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { mockNvmlLibraryPath } from '../../src/paths.js';
-import type { LiveConfigOptions } from '../../src/plugin/live-config.js';
-import { LivePlugin, type LivePluginOptions } from '../../src/plugin/live-plugin.js';
+import { type LiveConfigOptions, LivePlugin, type LivePluginOptions } from '../../src/plugin/live-plugin.js';
 import { ConfigMapVolume } from '../../src/sim/configmap-volume.js';
 import { KubeletSimulator } from '../../src/sim/kubelet.js';
 import { MockNode, type MockNvmlState } from '../../src/sim/mock-node.js';
@@ -60,6 +59,61 @@ export async function startPluginNode(
   node.exportEnv();
   const pluginDir = path.join(node.dir, 'device-plugins');
   await mkdir(pluginDir, { recursive: true });
+  const { logger, logs } = collectingLogger();
+  const configMap = options.configMap
+    ? await ConfigMapVolume.create(options.configMap, path.join(node.dir, 'config'))
+    : undefined;
+  const config = await configOf(options, node.dir, configMap, logger);
+  const podResourcesSocket = options.podResources
+    ? path.join(node.dir, 'pod-resources', 'kubelet.sock')
+    : undefined;
+  if (podResourcesSocket) await mkdir(path.dirname(podResourcesSocket), { recursive: true });
+  const startKubelet = () => KubeletSimulator.start({ dir: pluginDir, podResourcesSocket });
+  let kubelet = options.kubeletAbsent ? undefined : await startKubelet();
+  const plugin = await LivePlugin.start({
+    config,
+    logger,
+    nvmlLibrary: mockNvmlLibraryPath(),
+    hostPaths: node.hostPaths,
+    agentVersion: 'test',
+    pluginDir,
+    metricsAddress: options.metrics ? '127.0.0.1:0' : null,
+    env: options.env ?? {},
+    tuning: { ...FAST_TUNING, ...options.tuning },
+  });
+  return {
+    node,
+    configMap,
+    source: plugin.config.source,
+    get kubelet() {
+      return kubelet;
+    },
+    agent: plugin.agent,
+    pluginDir,
+    logs,
+    podResourcesSocket,
+    async startKubelet() {
+      kubelet = await startKubelet();
+      return kubelet;
+    },
+    async stop() {
+      await plugin.stop();
+      await kubelet?.stop();
+      await node.remove();
+    },
+  };
+}
+
+const FAST_TUNING: LivePluginOptions['tuning'] = {
+  retryInitialMs: 50,
+  retryMaxMs: 200,
+  watchPollIntervalMs: 100,
+  healthProbeIntervalMs: 100,
+  eventWaitTimeoutMs: 200,
+};
+
+/** A debug logger whose every line is kept, parsed. */
+function collectingLogger(): { logger: Logger; logs: Record<string, unknown>[] } {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -67,68 +121,23 @@ export async function startPluginNode(
       done();
     },
   });
-  const logger = createLogger({ level: 'debug', destination: sink });
-  const configMap = options.configMap
-    ? await ConfigMapVolume.create(options.configMap, path.join(node.dir, 'config'))
-    : undefined;
-  const podResourcesSocket = options.podResources
-    ? path.join(node.dir, 'pod-resources', 'kubelet.sock')
-    : undefined;
-  if (podResourcesSocket) await mkdir(path.dirname(podResourcesSocket), { recursive: true });
-  const startKubelet = () => KubeletSimulator.start({ dir: pluginDir, podResourcesSocket });
+  return { logger: createLogger({ level: 'debug', destination: sink }), logs };
+}
 
+/** The ConfigMap volume followed live, or the fixed config text (NVIDIA defaults when none). */
+async function configOf(
+  options: PluginNodeOptions,
+  nodeDir: string,
+  configMap: ConfigMapVolume | undefined,
+  logger: Logger,
+): Promise<LiveConfigOptions> {
   if (configMap) {
-    const follow = { path: configMap.dir, configName: options.configName, logger, debounceMs: 50 };
-    return start({ follow });
+    return { follow: { path: configMap.dir, configName: options.configName, logger, debounceMs: 50 } };
   }
   const parsed = parseConfig(options.config ?? 'version: v1', 'test-config.yaml');
   if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
-  if (options.fakeDevRoot) await fakeDevRoot(node.dir, parsed.config);
-  return start({ fixed: parsed.config });
-
-  async function start(config: LiveConfigOptions): Promise<PluginNode> {
-    let kubelet = options.kubeletAbsent ? undefined : await startKubelet();
-    const plugin = await LivePlugin.start({
-      config,
-      logger,
-      nvmlLibrary: mockNvmlLibraryPath(),
-      hostPaths: node.hostPaths,
-      agentVersion: 'test',
-      pluginDir,
-      metricsAddress: options.metrics ? '127.0.0.1:0' : null,
-      env: options.env ?? {},
-      tuning: {
-        retryInitialMs: 50,
-        retryMaxMs: 200,
-        watchPollIntervalMs: 100,
-        healthProbeIntervalMs: 100,
-        eventWaitTimeoutMs: 200,
-        ...options.tuning,
-      },
-    });
-    const pluginNode: PluginNode = {
-      node,
-      configMap,
-      source: plugin.config.source,
-      get kubelet() {
-        return kubelet;
-      },
-      agent: plugin.agent,
-      pluginDir,
-      logs,
-      podResourcesSocket,
-      async startKubelet() {
-        kubelet = await startKubelet();
-        return kubelet;
-      },
-      async stop() {
-        await plugin.stop();
-        await kubelet?.stop();
-        await node.remove();
-      },
-    };
-    return pluginNode;
-  }
+  if (options.fakeDevRoot) await fakeDevRoot(nodeDir, parsed.config);
+  return { fixed: parsed.config };
 }
 
 /** /dev/nvidiactl etc. under a temp driver root, which the config's nvidiaDevRoot then names. */

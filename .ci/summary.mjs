@@ -10,7 +10,9 @@ for (const file of process.argv.slice(2)) {
     const report = JSON.parse(readFileSync(file, 'utf8'));
     passed += report.numPassedTests;
     failed += report.numFailedTests;
-    console.log(`${basename(file, '.json')}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`);
+    console.log(
+      `${basename(file, '.json')}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`,
+    );
   } catch (err) {
     failed += 1;
     console.log(`${basename(file, '.json')}: no report (${err.code ?? err.message})`);

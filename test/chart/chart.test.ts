@@ -19,6 +19,7 @@ import {
   HELM_MAJORS,
   type HelmMajor,
   type HelmResult,
+  helm,
   type KubeObject,
   lint,
   parseManifests,
@@ -34,19 +35,22 @@ interface Rendering {
   lint: Record<HelmMajor, HelmResult>;
   template: Record<HelmMajor, HelmResult>;
   objects: KubeObject[];
+  /** NOTES.txt as `helm install` prints it (Helm 4: Helm 3.18's client-side dry run dials the cluster) */
+  notes: HelmResult;
 }
 const renderings = new Map<string, Rendering>();
 
 async function render(file: string): Promise<Rendering> {
   const files = [ciValuesFile(file)];
-  const [lint3, lint4, template3, template4] = await Promise.all([
+  const [lint3, lint4, template3, template4, notes] = await Promise.all([
     lint(3, files),
     lint(4, files),
     template(3, files),
     template(4, files),
+    helm(4, ['install', 'vgpu-agent', CHART_DIR, '-n', 'kube-system', '--dry-run=client', '-f', files[0]!]),
   ]);
   const objects = template4.code === 0 ? parseManifests(template4.stdout) : [];
-  return { lint: { 3: lint3, 4: lint4 }, template: { 3: template3, 4: template4 }, objects };
+  return { lint: { 3: lint3, 4: lint4 }, template: { 3: template3, 4: template4 }, objects, notes };
 }
 
 beforeAll(async () => {
@@ -151,6 +155,24 @@ describe.each(VALUES_FILES)('chart with ci/%s', (file) => {
       const parsed = parseConfig(text, key);
       expect(parsed.ok ? [] : parsed.errors, key).toEqual([]);
     }
+  });
+
+  it('prints NOTES that say how to verify the rollout, with a GPU test pod the API would accept', () => {
+    const { notes } = renderings.get(file)!;
+    expect(notes.code, notes.stderr).toBe(0);
+    const text = notes.stdout.slice(notes.stdout.indexOf('NOTES:'));
+    for (const step of [
+      'kubectl -n kube-system rollout status daemonset/vgpu-agent',
+      "'NODE:.metadata.name,GPU:.status.allocatable.nvidia\\.com/gpu'",
+      'helm test vgpu-agent -n kube-system',
+      'curl -s http://127.0.0.1:9396/metrics',
+    ]) {
+      expect(text).toContain(step);
+    }
+    const overrides = /--overrides='([^']+)'/.exec(text)?.[1];
+    const pod = JSON.parse(overrides ?? 'null');
+    expect(pod.spec.containers[0].resources.limits).toEqual({ 'nvidia.com/gpu': '1' });
+    expect(pod.spec.runtimeClassName).toBe(podSpec(rendered(file)).runtimeClassName);
   });
 
   it('drops every capability, keeps the root file system read-only, and is privileged only for the CPU manager', () => {
@@ -356,6 +378,7 @@ describe('chart modes', () => {
     }
     const service = findObject(objects, 'Service');
     expect(service.spec.ports.map((p: { port: number }) => p.port)).toEqual([9396, 9394]);
+    expect(renderings.get('servicemonitor-values.yaml')!.notes.stdout).toContain('Monitor: port 9394');
   });
 
   it('air-gapped: the global registry and the digest win; pull secrets on the agent and the test pod', () => {
@@ -374,5 +397,8 @@ describe('chart modes', () => {
     expect(objects.some((o) => o.kind === 'ConfigMap')).toBe(false);
     expect(volumeOf(objects, 'config').configMap.name).toBe('nvidia-device-plugin-configs');
     expect(volumeOf(objects, 'device-plugins').hostPath.path).toBe('/var/lib/k0s/kubelet/device-plugins');
+    expect(renderings.get('existing-configmap-values.yaml')!.notes.stdout).toContain(
+      'ConfigMap kube-system/nvidia-device-plugin-configs (not managed by this chart)',
+    );
   });
 });

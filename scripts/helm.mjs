@@ -11,6 +11,7 @@
 import { execFile as execFileCallback, spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
@@ -34,17 +35,38 @@ export async function helmBinary(major) {
   const binary = path.join(dir, 'helm');
   if (await isFile(binary)) return binary;
   await mkdir(HELM_CACHE, { recursive: true });
-  const work = await mkdtemp(path.join(HELM_CACHE, `.helm-${release.version}-`));
-  try {
-    await fetchHelm(release, work);
-    // Two processes fetching at once both succeed: the first rename wins, the other is dropped.
-    await rename(work, dir).catch(async (error) => {
-      if (!(await isFile(binary))) throw error;
-    });
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  // Test files run in parallel processes: one fetches, the others wait for it.
+  await withLock(path.join(HELM_CACHE, `.helm-${release.version}.lock`), async () => {
+    if (await isFile(binary)) return;
+    const work = await mkdtemp(path.join(HELM_CACHE, `.helm-${release.version}-`));
+    try {
+      await fetchHelm(release, work);
+      await rename(work, dir);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
   return binary;
+}
+
+/** A lock between processes: a directory created atomically; one older than 5 minutes is stale. */
+async function withLock(lock, task) {
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      const held = await stat(lock).catch(() => undefined);
+      if (held && Date.now() - held.mtimeMs > 5 * 60_000) await rm(lock, { recursive: true, force: true });
+      else await sleep(200);
+    }
+  }
+  try {
+    return await task();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
 }
 
 /** Helm's environment: its cache, config and data kept apart from the user's (nothing is read there). */

@@ -1,0 +1,108 @@
+/**
+ * Which pod and container a host process belongs to, read from the host's /proc (mounted at
+ * `--host-proc` when the monitor runs in a container; it needs `hostPID: true` for NVML's PIDs to be
+ * host PIDs).
+ *
+ * A process's cgroup does not change once its container runs, so the answer is cached; the cache key
+ * is (pid, start time from /proc/<pid>/stat field 22), so a PID the kernel hands to a new process is
+ * read again instead of being charged to the old owner. Every read goes through fs/promises (the libuv
+ * pool), never blocking the event loop.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type PodContainerRef, parseProcCgroup } from './cgroup.js';
+
+/** What /proc says about a live process. */
+export interface HostProcess {
+  pid: number;
+  /** /proc/<pid>/stat field 22: clock ticks after boot; with the pid, it names one process */
+  startTime: string;
+  /** undefined: the process is in no Kubernetes pod (a host service, a login session, ...) */
+  owner: PodContainerRef | undefined;
+}
+
+interface CachedOwner {
+  startTime: string;
+  owner: PodContainerRef | undefined;
+}
+
+/** Both mean "there is no such process (any more)". */
+const GONE_CODES = new Set(['ENOENT', 'ESRCH']);
+
+export class HostProcesses {
+  private readonly cache = new Map<number, CachedOwner>();
+
+  constructor(private readonly procRoot: string) {}
+
+  /** Cached processes (for tests and the footprint metric). */
+  get cachedCount(): number {
+    return this.cache.size;
+  }
+
+  /**
+   * The process with this PID, or undefined when it has exited. Throws an Error naming the file for
+   * anything else (a /proc that cannot be read).
+   */
+  async lookup(pid: number): Promise<HostProcess | undefined> {
+    const startTime = await this.readStartTime(pid);
+    if (startTime === undefined) {
+      this.cache.delete(pid);
+      return undefined;
+    }
+    const cached = this.cache.get(pid);
+    if (cached?.startTime === startTime) return { pid, startTime, owner: cached.owner };
+    const cgroup = await this.readProcFile(pid, 'cgroup');
+    // The PID may have been reused between the two reads: only keep a cgroup read while it was the same.
+    if (cgroup === undefined || (await this.readStartTime(pid)) !== startTime) {
+      this.cache.delete(pid);
+      return undefined;
+    }
+    const owner = parseProcCgroup(cgroup);
+    this.cache.set(pid, { startTime, owner });
+    return { pid, startTime, owner };
+  }
+
+  /** Drops cached processes not in `live` (call after each collection: the cache stays bounded). */
+  retainOnly(live: ReadonlySet<number>): void {
+    for (const pid of this.cache.keys()) if (!live.has(pid)) this.cache.delete(pid);
+  }
+
+  private async readStartTime(pid: number): Promise<string | undefined> {
+    const stat = await this.readProcFile(pid, 'stat');
+    return stat === undefined ? undefined : startTimeOf(stat, this.fileOf(pid, 'stat'));
+  }
+
+  private async readProcFile(pid: number, name: string): Promise<string | undefined> {
+    const file = this.fileOf(pid, name);
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      if (GONE_CODES.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+      throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private fileOf(pid: number, name: string): string {
+    return path.join(this.procRoot, String(pid), name);
+  }
+}
+
+/**
+ * Field 22 (starttime) of /proc/<pid>/stat. Field 2 is the command in parentheses and may itself
+ * contain spaces and parentheses, so fields are counted after its last `)`.
+ */
+export function startTimeOf(stat: string, file = '/proc/<pid>/stat'): string {
+  const end = stat.lastIndexOf(')');
+  const fields =
+    end < 0
+      ? []
+      : stat
+          .slice(end + 1)
+          .trim()
+          .split(/\s+/);
+  const startTime = fields[22 - 3]; // fields[0] is field 3 (state)
+  if (startTime === undefined || !/^\d+$/.test(startTime)) {
+    throw new Error(`${file} has no start time (field 22): ${JSON.stringify(stat.slice(0, 120))}`);
+  }
+  return startTime;
+}

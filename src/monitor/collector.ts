@@ -24,7 +24,7 @@ import {
   type ProcessUsage,
 } from './snapshot.js';
 
-export const DEFAULT_COLLECTION_INTERVAL_MS = 5000;
+const DEFAULT_COLLECTION_INTERVAL_MS = 5000;
 const PROC_WARNING_INTERVAL_MS = 60_000;
 /**
  * /proc lookups in flight at once. All at once, their completions land in one event-loop turn: with

@@ -48,16 +48,9 @@ export class InMemoryContainers implements ContainerNamer, AllocationSource {
     for (const container of containers) this.add(container);
   }
 
-  add(container: KnownContainer): void {
+  private add(container: KnownContainer): void {
     this.byId.set(idKey(container.podUid, container.containerId), container);
     if (container.devices) this.devicesByName.set(nameKey(container.names), new Set(container.devices));
-  }
-
-  remove(podUid: string, containerId: string): void {
-    const known = this.byId.get(idKey(podUid, containerId));
-    if (!known) return;
-    this.byId.delete(idKey(podUid, containerId));
-    this.devicesByName.delete(nameKey(known.names));
   }
 
   namesOf(podUid: string, containerId: string | undefined): ContainerNames | undefined {

@@ -161,6 +161,6 @@ export class DeviceSampler {
 }
 
 /** NVML percentages as 0–1 ratios; values over 100 (seen from some drivers) are clamped. */
-export function percentToRatio(percent: number): number {
+function percentToRatio(percent: number): number {
   return Math.min(Math.max(percent, 0), 100) / 100;
 }

@@ -36,7 +36,7 @@ export class HostProcesses {
 
   constructor(private readonly procRoot: string) {}
 
-  /** Cached processes (for tests and the footprint metric). */
+  /** Processes in the cache (it must stay bounded by the processes NVML lists). */
   get cachedCount(): number {
     return this.cache.size;
   }

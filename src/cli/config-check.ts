@@ -17,6 +17,7 @@ import type { ResourceSpec, SliceLimits } from '../devices/resource-types.js';
 import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
 import { errorMessage } from '../errors.js';
 import { mockNodePath } from '../paths.js';
+import type { Result } from '../result.js';
 import { inventoryFromMockState } from '../sim/state-inventory.js';
 import { type Command, type CommandIo, ExitCode } from './command.js';
 import { outputOption, UsageError } from './options.js';
@@ -67,25 +68,26 @@ export const configCheckCommand: Command = {
       nodeLabel: labels.get(CONFIG_LABEL),
     });
     const node = await loadInventory(args.values.inventory as string);
-    const errors = [...(loaded.ok ? [] : loaded.issues), ...(node.ok ? [] : node.errors)];
+    const errors = [...(loaded.ok ? [] : loaded.error.issues), ...(node.ok ? [] : node.error)];
     if (!loaded.ok || !node.ok) return fail(errors);
+    const { name: inventoryName, inventory } = node.value;
 
-    const nodeName = (args.values.node as string | undefined) ?? node.name;
-    const built = resourcesFor(loaded.loaded, node.inventory, nodeName);
-    if (!built.ok) return fail(built.errors);
+    const nodeName = (args.values.node as string | undefined) ?? inventoryName;
+    const built = resourcesFor(loaded.value, inventory, nodeName);
+    if (!built.ok) return fail(built.error);
 
     const report: CheckReport = {
       nodeName,
-      inventoryName: node.name,
-      inventory: node.inventory,
-      config: loaded.loaded,
+      inventoryName,
+      inventory,
+      config: loaded.value,
       labelValue: labels.get(CONFIG_LABEL),
       warnings: [
-        ...loaded.loaded.warnings,
-        ...built.warnings,
-        ...node.inventory.problems.map((p) => `inventory ${node.name}: ${p.where}: ${p.message}`),
+        ...loaded.value.warnings,
+        ...built.value.warnings,
+        ...inventory.problems.map((p) => `inventory ${inventoryName}: ${p.where}: ${p.message}`),
       ],
-      resources: built.resources,
+      resources: built.value.resources,
       configPath,
     };
     writeReport(io, report, json);
@@ -114,7 +116,7 @@ function parseLabels(text: string | undefined): Map<string, string> {
   return labels;
 }
 
-type LoadedInventory = { ok: true; name: string; inventory: Inventory } | { ok: false; errors: string[] };
+type LoadedInventory = Result<{ name: string; inventory: Inventory }>;
 
 /** A ready node's name, or a path to a mock NVML state file. */
 async function loadInventory(spec: string): Promise<LoadedInventory> {
@@ -131,16 +133,16 @@ async function loadInventory(spec: string): Promise<LoadedInventory> {
       code === 'ENOENT'
         ? `not found (expected a mock NVML state file, or one of ${READY_NODES.join(', ')})`
         : `cannot read: ${errorMessage(error)}`;
-    return { ok: false, errors: [`${where}: ${why}`] };
+    return { ok: false, error: [`${where}: ${why}`] };
   }
   let state: unknown;
   try {
     state = JSON.parse(text);
   } catch (error) {
-    return { ok: false, errors: [`${where}: not JSON: ${errorMessage(error)}`] };
+    return { ok: false, error: [`${where}: not JSON: ${errorMessage(error)}`] };
   }
   const converted = inventoryFromMockState(state, file);
-  return converted.ok ? { ok: true, name, inventory: converted.inventory } : converted;
+  return converted.ok ? { ok: true, value: { name, inventory: converted.value } } : converted;
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -150,28 +152,27 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-type BuiltForNode =
-  | { ok: true; resources: ResourceSpec[]; warnings: string[] }
-  | { ok: false; errors: string[] };
+type BuiltForNode = Result<{ resources: ResourceSpec[]; warnings: string[] }>;
 
 /** The config is valid on its own but may still not fit this node's devices; that is invalid too. */
 function resourcesFor(loaded: LoadedConfig, inventory: Inventory, nodeName: string): BuiltForNode {
   const { config, file } = loaded;
   try {
     const built = buildResources(sharingConfigOf(config), inventory);
-    return { ok: true, resources: built.resources, warnings: built.warnings.map((w) => `${file}: ${w}`) };
+    const warnings = built.warnings.map((w) => `${file}: ${w}`);
+    return { ok: true, value: { resources: built.resources, warnings } };
   } catch (error) {
     if (error instanceof MigStrategyError) {
       const strategy = config.flags.migStrategy;
       return {
         ok: false,
-        errors: [
+        error: [
           `${file}: flags.migStrategy: ${strategy} cannot be used on node ${nodeName}: ${error.message}`,
         ],
       };
     }
     if (error instanceof ResourceConfigError) {
-      return { ok: false, errors: [`${file}: ${error.message} (on node ${nodeName})`] };
+      return { ok: false, error: [`${file}: ${error.message} (on node ${nodeName})`] };
     }
     throw error;
   }

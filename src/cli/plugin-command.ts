@@ -163,9 +163,9 @@ async function openConfig(
 function defaultConfig(applyFlags: ApplyOverrides): EffectiveConfig {
   const parsed = parseConfig('version: v1', 'defaults');
   if (!parsed.ok) throw new Error('the built-in default config is invalid');
-  const overridden = applyFlags(parsed.config);
-  if (!overridden.ok) throw new UsageError(overridden.errors.join('\n'));
-  return overridden.config;
+  const overridden = applyFlags(parsed.value.config);
+  if (!overridden.ok) throw new UsageError(overridden.error.join('\n'));
+  return overridden.value;
 }
 
 /** Reads the node's config label once, then reports changes to whoever follows. */

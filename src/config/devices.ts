@@ -3,6 +3,8 @@
  * positive count, or a list of GPU indices, MIG indices `"i:j"` and GPU/MIG UUIDs. Error texts keep
  * NVIDIA's wording so people searching for them find the same explanations.
  */
+
+import type { Result } from '../result.js';
 import { describeValue } from './describe.js';
 
 /** One entry of a `devices` list. Indices are parsed to numbers; UUIDs keep their exact spelling. */
@@ -23,7 +25,7 @@ export interface DeviceProblem {
   message: string;
 }
 
-export type DevicesResult = { ok: true; value: DeviceSelection } | { ok: false; problems: DeviceProblem[] };
+export type DevicesResult = Result<DeviceSelection, DeviceProblem[]>;
 
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
 const GPU_UUID = new RegExp(`^GPU-${UUID}$`);
@@ -88,9 +90,11 @@ function parseDeviceList(items: readonly unknown[]): DevicesResult {
     if (!seen.has(key)) devices.push(ref);
     seen.add(key);
   });
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, value: { type: 'list', devices } };
+  return problems.length > 0
+    ? { ok: false, error: problems }
+    : { ok: true, value: { type: 'list', devices } };
 }
 
 function fail(message: string): DevicesResult {
-  return { ok: false, problems: [{ message }] };
+  return { ok: false, error: [{ message }] };
 }

@@ -5,8 +5,8 @@ import { parseConfig } from './load.js';
 
 function parse(text: string) {
   const result = parseConfig(text, 'config.yaml');
-  if (!result.ok) throw new Error(result.errors.map((e) => e.message).join('\n'));
-  return result.config;
+  if (!result.ok) throw new Error(result.error.map((e) => e.message).join('\n'));
+  return result.value.config;
 }
 
 describe('configInFileForm', () => {

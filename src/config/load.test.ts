@@ -13,8 +13,8 @@ import type { EffectiveConfig } from './schema.js';
 function parse(text: string) {
   const result = parseConfig(text, 'config.yaml');
   return result.ok
-    ? { config: result.config, warnings: result.warnings }
-    : { errors: result.errors.map(formatIssue) };
+    ? { config: result.value.config, warnings: result.value.warnings }
+    : { errors: result.error.map(formatIssue) };
 }
 
 const errorsOf = (text: string) => parse(text).errors;
@@ -218,7 +218,9 @@ imex:
     const fromYaml = parseConfig(NVIDIA_FILE, 'config.yaml');
     const fromJson = parseConfig(JSON.stringify(YAML.parse(NVIDIA_FILE), null, 2), 'config.yaml');
     expect(fromJson).toEqual(fromYaml);
-    expect(fromJson.ok && configHash(fromJson.config)).toBe(fromYaml.ok && configHash(fromYaml.config));
+    expect(fromJson.ok && configHash(fromJson.value.config)).toBe(
+      fromYaml.ok && configHash(fromYaml.value.config),
+    );
   });
 
   test("the README's time-slicing example", () => {
@@ -319,7 +321,7 @@ describe('syntax errors', () => {
 
   test('issues also carry line and column', () => {
     const result = parseConfig('flags:\n  migStrategy: foo\n', 'config.yaml');
-    expect(result.ok ? [] : result.errors).toEqual([
+    expect(result.ok ? [] : result.error).toEqual([
       {
         source: 'config.yaml',
         path: 'flags.migStrategy',
@@ -486,8 +488,8 @@ describe('sharing rules of vgpu-agent', () => {
 describe('configHash', () => {
   const hashOf = (text: string) => {
     const result = parseConfig(text, 'config.yaml');
-    if (!result.ok) throw new Error(result.errors.map(formatIssue).join('\n'));
-    return configHash(result.config);
+    if (!result.ok) throw new Error(result.error.map(formatIssue).join('\n'));
+    return configHash(result.value.config);
   };
 
   test('is 12 hex digits and ignores key order, spelling of defaults and keys without effect', () => {
@@ -518,14 +520,14 @@ describe('loadConfigFile', () => {
 
   const errorsFor = async (file: string) => {
     const result = await loadConfigFile(file);
-    return result.ok ? [] : result.errors.map(formatIssue);
+    return result.ok ? [] : result.error.map(formatIssue);
   };
 
   test('reads and parses a file, naming it in messages', async () => {
     const file = path.join(dir, 'config.yaml');
     await writeFile(file, 'version: v1\nflags:\n  migStrategy: single\n');
     const result = await loadConfigFile(file);
-    expect(result.ok && result.config.flags.migStrategy).toBe('single');
+    expect(result.ok && result.value.config.flags.migStrategy).toBe('single');
     await writeFile(file, 'version: v3\n');
     expect(await errorsFor(file)).toEqual([`${file}: version: unknown version: v3`]);
   });
@@ -572,7 +574,7 @@ describe('loadConfigFile', () => {
     const link = path.join(dir, 'key');
     await symlink('target.yaml', link);
     const result = await loadConfigFile(link);
-    expect(result.ok && result.config.flags.migStrategy).toBe('mixed');
+    expect(result.ok && result.value.config.flags.migStrategy).toBe('mixed');
   });
 
   test('a file larger than a ConfigMap can hold is refused', async () => {

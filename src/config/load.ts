@@ -1,4 +1,5 @@
 /** Config text or file → effective configuration, or every problem found, each naming file, path and value. */
+import type { Result } from '../result.js';
 import { type ConfigIssue, formatIssue, formatPath, issuesFromZod } from './errors.js';
 import { configFileErrorMap } from './messages.js';
 import { nullsNvidiaRejects } from './nvidia-wording.js';
@@ -7,9 +8,13 @@ import { configFileSchema, configSchema, type EffectiveConfig } from './schema.j
 import { ignoredKeys } from './warnings.js';
 import { parseYaml } from './yaml-source.js';
 
-export type ParseResult =
-  | { ok: true; config: EffectiveConfig; warnings: string[] }
-  | { ok: false; errors: ConfigIssue[] };
+export interface ParsedConfig {
+  config: EffectiveConfig;
+  /** what was accepted but deserves a line: YAML oddities, keys NVIDIA ignores */
+  warnings: string[];
+}
+
+export type ParseResult = Result<ParsedConfig, ConfigIssue[]>;
 
 /** ConfigMaps hold at most 1 MiB; anything larger is not a config file. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -27,37 +32,38 @@ export function parseConfig(text: string, source: string): ParseResult {
     ...position,
   });
   const yaml = parseYaml(text);
-  if (!yaml.ok) return { ok: false, errors: yaml.errors.map((e) => issue(e.message, e.position)) };
-  if (yaml.value === null || yaml.value === undefined) {
+  if (!yaml.ok) return { ok: false, error: yaml.error.map((e) => issue(e.message, e.position)) };
+  const { data, locate } = yaml.value;
+  if (data === null || data === undefined) {
     return {
       ok: false,
-      errors: [issue('the document is empty (write "version: v1" for the default configuration)')],
+      error: [issue('the document is empty (write "version: v1" for the default configuration)')],
     };
   }
   // A null value means "not set", as in NVIDIA's Go loader (its effective config prints unset flags as
   // null), except for the time-slicing keys NVIDIA reads as an empty value and rejects.
-  const rejectedNulls = nullsNvidiaRejects(yaml.value).map(
-    ({ path, message }): ConfigIssue => ({ source, path: formatPath(path), message, ...yaml.locate(path) }),
+  const rejectedNulls = nullsNvidiaRejects(data).map(
+    ({ path, message }): ConfigIssue => ({ source, path: formatPath(path), message, ...locate(path) }),
   );
-  const document = withoutNullValues(yaml.value);
+  const document = withoutNullValues(data);
   const parsed = configSchema.safeParse(document, { error: configFileErrorMap });
   if (!parsed.success || rejectedNulls.length > 0) {
     // A rejected null is dropped before validation; what the schema says about the missing key is not news.
     const reported = new Set(rejectedNulls.map((issue) => issue.path));
     const errors = parsed.success
       ? []
-      : issuesFromZod(parsed.error.issues, source, configFileSchema, yaml.locate).filter(
+      : issuesFromZod(parsed.error.issues, source, configFileSchema, locate).filter(
           (issue) => !reported.has(issue.path),
         );
-    return { ok: false, errors: inDocumentOrder([...rejectedNulls, ...errors]) };
+    return { ok: false, error: inDocumentOrder([...rejectedNulls, ...errors]) };
   }
   const warnings = [
-    ...yaml.warnings.map((w) => formatIssue(issue(w.message, w.position))),
+    ...yaml.value.warnings.map((w) => formatIssue(issue(w.message, w.position))),
     ...ignoredKeys(configFileSchema, document).map((k) =>
       formatIssue({ source, path: k.path, message: k.message }),
     ),
   ];
-  return { ok: true, config: parsed.data, warnings };
+  return { ok: true, value: { config: parsed.data, warnings } };
 }
 
 /**
@@ -70,13 +76,13 @@ export async function loadConfigFile(
 ): Promise<ParseResult> {
   const fail = (message: string): ParseResult => ({
     ok: false,
-    errors: [{ source: path, path: '', message }],
+    error: [{ source: path, path: '', message }],
   });
   const read = await readRegularFile(path, { maxBytes: MAX_CONFIG_BYTES, timeoutMs });
-  if (!read.ok) return fail(read.message);
-  if (read.text.trim() === '')
+  if (!read.ok) return fail(read.error);
+  if (read.value.trim() === '')
     return fail('file is empty (write "version: v1" for the default configuration)');
-  return parseConfig(read.text, path);
+  return parseConfig(read.value, path);
 }
 
 /** Drops keys whose value is null, at every level (list items are kept: a null item is an error). */

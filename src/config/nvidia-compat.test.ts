@@ -11,8 +11,8 @@ const UUID = '4cf8db2d-06c0-7d70-1a51-e59b25b2c16c';
 function parse(text: string) {
   const result = parseConfig(text, 'config.yaml');
   return result.ok
-    ? { config: result.config, warnings: result.warnings }
-    : { errors: result.errors.map(formatIssue) };
+    ? { config: result.value.config, warnings: result.value.warnings }
+    : { errors: result.error.map(formatIssue) };
 }
 
 /** A one-resource time-slicing config whose resource is the given JSON text. */

@@ -8,8 +8,10 @@
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { errorMessage } from '../errors.js';
+import type { Result } from '../result.js';
 
-export type ReadResult = { ok: true; text: string } | { ok: false; message: string };
+/** The file's text, or why it was not read. */
+type ReadResult = Result<string, string>;
 
 export interface ReadOptions {
   /** larger files are refused unread */
@@ -30,21 +32,20 @@ export async function readRegularFile(file: string, options: ReadOptions): Promi
   try {
     // stat first names what a socket is (opening one fails with ENXIO); fstat below settles the race.
     const refusal = refusalFor(await deadline.race(stat(file)), options.maxBytes);
-    if (refusal) return { ok: false, message: refusal };
+    if (refusal) return { ok: false, error: refusal };
     opening = open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     handle = await deadline.race(opening);
     const info = await deadline.race(handle.stat());
     const replaced = refusalFor(info, options.maxBytes);
-    if (replaced) return { ok: false, message: replaced };
+    if (replaced) return { ok: false, error: replaced };
     const text = await deadline.race(readAtMost(handle, options.maxBytes + 1));
-    if (Buffer.byteLength(text) > options.maxBytes)
-      return { ok: false, message: tooLarge(info.size, options) };
-    return { ok: true, text };
+    if (Buffer.byteLength(text) > options.maxBytes) return { ok: false, error: tooLarge(info.size, options) };
+    return { ok: true, value: text };
   } catch (error) {
-    if (!(error instanceof ReadTimeout)) return { ok: false, message: readErrorMessage(error) };
+    if (!(error instanceof ReadTimeout)) return { ok: false, error: readErrorMessage(error) };
     // An open that completes after the deadline still holds a descriptor: close it then.
     if (!handle) opening?.then((late) => late.close()).catch(() => {});
-    return { ok: false, message: `reading the file took longer than ${options.timeoutMs} ms; gave up` };
+    return { ok: false, error: `reading the file took longer than ${options.timeoutMs} ms; gave up` };
   } finally {
     deadline.clear();
     // A read stuck past the deadline keeps the handle busy and its close waits for it: never awaited.

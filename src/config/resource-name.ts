@@ -4,13 +4,14 @@
  * start with NVIDIA's words and the name as NVIDIA quotes it, then say what is wrong in ours.
  */
 import { isDns1123Subdomain } from '../kube/names.js';
+import type { Result } from '../result.js';
 
 const RESOURCE_NAME_PREFIX = 'nvidia.com';
 export const MAX_RESOURCE_NAME_LENGTH = 63;
 /** Suffix NVIDIA appends when `renameByDefault` is set. */
 export const SHARED_RENAME_SUFFIX = '.shared';
 
-export type ResourceNameResult = { ok: true; name: string } | { ok: false; error: string };
+export type ResourceNameResult = Result<string, string>;
 
 /**
  * `gpu` → `nvidia.com/gpu`. Like NVIDIA, the prefix is added to every name that does not already start
@@ -28,7 +29,7 @@ export function qualifyResourceName(raw: string): ResourceNameResult {
   if (!isDns1123Subdomain(local)) {
     return { ok: false, error: `incorrect format for resource name '${name}': ${nameRules(local)}` };
   }
-  return { ok: true, name };
+  return { ok: true, value: name };
 }
 
 function nameRules(local: string): string {

@@ -24,7 +24,7 @@ export const absolutePath = () =>
 export function resourceName(missingMessage?: string) {
   return z.string(missingMessage ? whenMissing(missingMessage) : undefined).transform((raw, ctx) => {
     const result = qualifyResourceName(raw);
-    if (result.ok) return result.name;
+    if (result.ok) return result.value;
     ctx.issues.push({ code: 'custom', message: result.error, input: raw });
     return z.NEVER;
   });
@@ -38,7 +38,7 @@ export const devicesSchema = z
   .transform((value, ctx): DeviceSelection => {
     const result = parseDevices(value);
     if (result.ok) return result.value;
-    for (const problem of result.problems) {
+    for (const problem of result.error) {
       const path = problem.index === undefined ? [] : [problem.index];
       ctx.issues.push({ code: 'custom', message: problem.message, input: value, path });
     }

@@ -77,7 +77,7 @@ describe('selectConfig', () => {
     ],
   ];
   it.each(chosen)('%s', (_, location, input, expected) => {
-    expect(selectConfig(location, input)).toEqual({ ok: true, selection: expected });
+    expect(selectConfig(location, input)).toEqual({ ok: true, value: expected });
   });
 
   const refused: [string, ConfigLocation, SelectionInput, string][] = [

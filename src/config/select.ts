@@ -5,6 +5,7 @@
  * the directory (see `locateConfig` in source.ts) and reads the chosen file.
  */
 import path from 'node:path';
+import type { Result } from '../result.js';
 
 /** The node label NVIDIA's config-manager reads to choose a node's config. */
 export const CONFIG_LABEL = 'nvidia.com/device-plugin.config';
@@ -32,7 +33,7 @@ export interface SelectionInput {
   nodeLabel?: string | undefined;
 }
 
-export type SelectionResult = { ok: true; selection: ConfigSelection } | { ok: false; error: string };
+export type SelectionResult = Result<ConfigSelection, string>;
 
 /** Extensions people give ConfigMap keys (`config.yaml`); a name matches a key with or without them. */
 const CONFIG_EXTENSIONS = ['.yaml', '.yml', '.json'];
@@ -73,7 +74,7 @@ export function selectConfig(location: ConfigLocation, input: SelectionInput = {
   const fail = (error: string): SelectionResult => ({ ok: false, error: `${dir}: ${error}` });
   const chosen = (key: string, reason: SelectionReason): SelectionResult => ({
     ok: true,
-    selection: { name: key, file: path.join(dir, key), reason },
+    value: { name: key, file: path.join(dir, key), reason },
   });
   if (keys.length === 0) {
     return fail('no configs in this directory (expected a mounted ConfigMap with at least one key)');
@@ -126,7 +127,7 @@ function selectFile(file: string, configName: string | undefined): SelectionResu
         'is a single file (give the directory, or drop --config-name)',
     };
   }
-  return { ok: true, selection: { name, file, reason: 'file' } };
+  return { ok: true, value: { name, file, reason: 'file' } };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -6,7 +6,7 @@ import { applyOverrides, collectOverrides, OVERRIDABLE_SETTINGS, type SettingOve
 function fileConfig(text = 'version: v1'): EffectiveConfig {
   const result = parseConfig(text, 'config.yaml');
   if (!result.ok) throw new Error('test config is invalid');
-  return result.config;
+  return result.value.config;
 }
 
 describe('the settings table', () => {
@@ -78,7 +78,7 @@ describe('applyOverrides: over the file', () => {
   test('replaces only what is given, without touching the input', () => {
     const before = structuredClone(file);
     const result = applyOverrides(file, { migStrategy: 'mixed', passDeviceSpecs: 'true' });
-    expect(result.ok && result.config.flags).toEqual({
+    expect(result.ok && result.value.flags).toEqual({
       ...file.flags,
       migStrategy: 'mixed',
       plugin: { ...file.flags.plugin, passDeviceSpecs: true },
@@ -99,7 +99,7 @@ describe('applyOverrides: over the file', () => {
     [{ cdiAnnotationPrefix: 'example.com/' }, { cdiAnnotationPrefix: 'example.com/' }],
   ])('%j', (overrides, plugin) => {
     const result = applyOverrides(file, overrides);
-    expect(result.ok && result.config.flags.plugin).toEqual({ ...file.flags.plugin, ...plugin });
+    expect(result.ok && result.value.flags.plugin).toEqual({ ...file.flags.plugin, ...plugin });
   });
 
   test.each<[SettingOverrides, Record<string, string>, string[]]>([
@@ -161,12 +161,12 @@ describe('applyOverrides: over the file', () => {
       ],
     ],
   ])('%j is rejected', (overrides, origins, errors) => {
-    expect(applyOverrides(file, overrides, origins)).toEqual({ ok: false, errors });
+    expect(applyOverrides(file, overrides, origins)).toEqual({ ok: false, error: errors });
   });
 
   test('the dev root follows an overridden driver root when the file did not set it', () => {
     const result = applyOverrides(fileConfig(), { nvidiaDriverRoot: '/run/nvidia/driver' });
-    expect(result.ok && result.config.flags).toMatchObject({
+    expect(result.ok && result.value.flags).toMatchObject({
       nvidiaDriverRoot: '/run/nvidia/driver',
       nvidiaDevRoot: '/run/nvidia/driver',
     });
@@ -176,13 +176,13 @@ describe('applyOverrides: over the file', () => {
     const result = applyOverrides(fileConfig('flags:\n  nvidiaDevRoot: /host\n'), {
       nvidiaDriverRoot: '/run/nvidia/driver',
     });
-    expect(result.ok && result.config.flags.nvidiaDevRoot).toBe('/host');
+    expect(result.ok && result.value.flags.nvidiaDevRoot).toBe('/host');
   });
 
   test('an explicit dev root wins; an empty one means the driver root', () => {
     const both = applyOverrides(fileConfig(), { nvidiaDriverRoot: '/run/nvidia/driver', nvidiaDevRoot: '/' });
-    expect(both.ok && both.config.flags.nvidiaDevRoot).toBe('/');
+    expect(both.ok && both.value.flags.nvidiaDevRoot).toBe('/');
     const empty = applyOverrides(fileConfig('flags:\n  nvidiaDevRoot: /host\n'), { nvidiaDevRoot: '' });
-    expect(empty.ok && empty.config.flags.nvidiaDevRoot).toBe('/');
+    expect(empty.ok && empty.value.flags.nvidiaDevRoot).toBe('/');
   });
 });

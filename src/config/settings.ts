@@ -4,6 +4,7 @@
  * options and `--help` from; values are validated by the same schema fields as the file.
  */
 import { z } from 'zod';
+import type { Result } from '../result.js';
 import { oneOf } from './describe.js';
 import { choicesOf, type FieldInfo, schemaAt, typeText, unwrap } from './introspect.js';
 import { configErrorMap } from './messages.js';
@@ -151,7 +152,7 @@ export function collectOverrides(
   return { overrides, origins };
 }
 
-export type OverrideResult = { ok: true; config: EffectiveConfig } | { ok: false; errors: string[] };
+export type OverrideResult = Result<EffectiveConfig, string[]>;
 
 // strconv.ParseBool, which NVIDIA's flag library uses for boolean flags and variables.
 const GO_TRUE = ['1', 't', 'T', 'TRUE', 'true', 'True'];
@@ -185,14 +186,14 @@ export function applyOverrides(
     }
     setAt(config.flags, setting.path.slice(1), parsed.data);
   }
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0) return { ok: false, error: errors };
   // NVIDIA resolves an unset dev root after applying flags; an empty override also means "unset".
   const devRootUnset =
     overrides.nvidiaDevRoot === undefined
       ? effective.flags.nvidiaDevRoot === effective.flags.nvidiaDriverRoot
       : config.flags.nvidiaDevRoot === '';
   if (devRootUnset) config.flags.nvidiaDevRoot = config.flags.nvidiaDriverRoot;
-  return { ok: true, config };
+  return { ok: true, value: config };
 }
 
 function coerce(setting: OverridableSetting, raw: RawOverride): unknown {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import type { Result } from '../result.js';
 import { boundLines, formatIssue } from './errors.js';
 import { configHash } from './hash.js';
 import { loadConfigFile } from './load.js';
@@ -64,7 +65,7 @@ export interface LoadRequest extends SelectionInput {
   validate?: ((config: EffectiveConfig) => string[]) | undefined;
 }
 
-export type LoadOutcome = { ok: true; loaded: LoadedConfig } | ({ ok: false } & InvalidConfig);
+export type LoadOutcome = Result<LoadedConfig, InvalidConfig>;
 
 /** The first load failed: the CLI prints `issues` and exits 2. */
 export class ConfigLoadError extends Error {
@@ -79,17 +80,15 @@ export class ConfigLoadError extends Error {
  * to something other than a directory; a key whose link dangles (kubelet removes the stale link right
  * after switching `..data`) has vanished.
  */
-export async function locateConfig(
-  configPath: string,
-): Promise<{ ok: true; location: ConfigLocation } | { ok: false; error: string }> {
+export async function locateConfig(configPath: string): Promise<Result<ConfigLocation, string>> {
   try {
     const info = await stat(configPath);
-    if (!info.isDirectory()) return { ok: true, location: { kind: 'file', path: configPath } };
+    if (!info.isDirectory()) return { ok: true, value: { kind: 'file', path: configPath } };
     const names = configKeys(await readdir(configPath));
     const usable = await Promise.all(names.map((name) => isKey(path.join(configPath, name))));
     return {
       ok: true,
-      location: { kind: 'directory', path: configPath, keys: names.filter((_, i) => usable[i]) },
+      value: { kind: 'directory', path: configPath, keys: names.filter((_, i) => usable[i]) },
     };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -115,12 +114,10 @@ async function isKey(entry: string): Promise<boolean> {
 /** Selects, reads, validates and applies the overrides: one attempt, every problem as a line. */
 export async function loadSelectedConfig(request: LoadRequest): Promise<LoadOutcome> {
   const located = await locateConfig(request.path);
-  if (!located.ok) return { ok: false, name: undefined, issues: [located.error] };
-  const selected = selectConfig(located.location, request);
-  if (!selected.ok) {
-    return { ok: false, name: request.configName ?? request.nodeLabel, issues: [selected.error] };
-  }
-  return loadSelection(selected.selection, request);
+  if (!located.ok) return invalid(undefined, [located.error]);
+  const selected = selectConfig(located.value, request);
+  if (!selected.ok) return invalid(request.configName ?? request.nodeLabel, [selected.error]);
+  return loadSelection(selected.value, request);
 }
 
 async function loadSelection(
@@ -129,19 +126,27 @@ async function loadSelection(
 ): Promise<LoadOutcome> {
   const { name, file, reason } = selection;
   const parsed = await loadConfigFile(file);
-  if (!parsed.ok) return { ok: false, name, issues: parsed.errors.map(formatIssue) };
-  let config = parsed.config;
+  if (!parsed.ok) return invalid(name, parsed.error.map(formatIssue));
+  let { config } = parsed.value;
   if (overrides) {
     const applied = overrides(config);
-    if (!applied.ok) return { ok: false, name, issues: applied.errors };
-    config = applied.config;
+    if (!applied.ok) return invalid(name, applied.error);
+    config = applied.value;
   }
   const problems = validate?.(config) ?? [];
-  if (problems.length > 0) return { ok: false, name, issues: problems.map((p) => `${file}: ${p}`) };
+  if (problems.length > 0)
+    return invalid(
+      name,
+      problems.map((p) => `${file}: ${p}`),
+    );
   return {
     ok: true,
-    loaded: { config, name, file, reason, hash: configHash(config), warnings: parsed.warnings },
+    value: { config, name, file, reason, hash: configHash(config), warnings: parsed.value.warnings },
   };
+}
+
+function invalid(name: string | undefined, issues: string[]): LoadOutcome {
+  return { ok: false, error: { name, issues } };
 }
 
 export interface ConfigSourceOptions extends LoadRequest {
@@ -197,24 +202,25 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
   /** Loads the selected config and starts following updates. Throws `ConfigLoadError` when invalid. */
   static async open(options: ConfigSourceOptions): Promise<ConfigSource> {
     const first = await loadSelectedConfig(options);
-    if (!first.ok) throw new ConfigLoadError(first.issues);
-    const source = new ConfigSource(options, first.loaded, options.nodeLabel);
+    if (!first.ok) throw new ConfigLoadError(first.error.issues);
+    const loaded = first.value;
+    const source = new ConfigSource(options, loaded, options.nodeLabel);
     const { logger } = options;
     logger.info(
       {
-        config: first.loaded.name,
-        file: first.loaded.file,
-        reason: first.loaded.reason,
-        hash: first.loaded.hash,
+        config: loaded.name,
+        file: loaded.file,
+        reason: loaded.reason,
+        hash: loaded.hash,
       },
-      `config ${first.loaded.name} loaded (${first.loaded.hash})`,
+      `config ${loaded.name} loaded (${loaded.hash})`,
     );
-    const warnings = boundLines(first.loaded.warnings);
-    for (const warning of warnings.shown) logger.warn({ config: first.loaded.name }, warning);
+    const warnings = boundLines(loaded.warnings);
+    for (const warning of warnings.shown) logger.warn({ config: loaded.name }, warning);
     if (warnings.omitted > 0) {
-      logger.warn({ config: first.loaded.name }, `${warnings.omitted} more warnings not shown`);
+      logger.warn({ config: loaded.name }, `${warnings.omitted} more warnings not shown`);
     }
-    await source.startWatching(first.loaded.reason === 'file' ? 'file' : 'directory');
+    await source.startWatching(loaded.reason === 'file' ? 'file' : 'directory');
     // An update between the first read and the watch being ready would otherwise wait for the re-read.
     void source.reload();
     return source;
@@ -351,10 +357,10 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
       if (this.watchKind === 'file') this.readIdentity = version;
       const outcome = await this.loadOnce();
       if (this.closed) return;
-      if (outcome.ok) return this.accept(outcome.loaded);
+      if (outcome.ok) return this.accept(outcome.value);
       // Keys listed before a swap and read after it can look missing: read again rather than report that.
       if (attempt < MAX_READS_PER_RELOAD && (await this.volumeVersion()) !== version) continue;
-      return this.reject(outcome);
+      return this.reject(outcome.error);
     }
   }
 
@@ -364,7 +370,7 @@ export class ConfigSource extends EventEmitter<ConfigSourceEvents> {
     } catch (error) {
       // Only a throwing overrides or validate function gets here; treat it like any other rejected config.
       const message = errorMessage(error);
-      return { ok: false, name: this.loaded.name, issues: [`${this.options.path}: ${message}`] };
+      return invalid(this.loaded.name, [`${this.options.path}: ${message}`]);
     }
   }
 

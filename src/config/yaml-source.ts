@@ -6,6 +6,7 @@
  */
 import { type Document, isNode, LineCounter, parseDocument, type ScalarTag } from 'yaml';
 import { errorMessage } from '../errors.js';
+import type { Result } from '../result.js';
 
 const YAML11_TRUE = /^(?:y|Y|yes|Yes|YES|on|On|ON)$/;
 const yaml11Booleans: ScalarTag = {
@@ -20,14 +21,20 @@ export interface Position {
   column: number;
 }
 
-export type YamlResult =
-  | {
-      ok: true;
-      value: unknown;
-      warnings: { message: string; position?: Position }[];
-      locate: (path: readonly PropertyKey[]) => Position | undefined;
-    }
-  | { ok: false; errors: { message: string; position?: Position }[] };
+export interface YamlMessage {
+  message: string;
+  position?: Position;
+}
+
+export interface YamlDocument {
+  /** the document as plain data */
+  data: unknown;
+  warnings: YamlMessage[];
+  /** where a path of the data stands in the text */
+  locate: (path: readonly PropertyKey[]) => Position | undefined;
+}
+
+export type YamlResult = Result<YamlDocument, YamlMessage[]>;
 
 export function parseYaml(text: string): YamlResult {
   const lineCounter = new LineCounter();
@@ -44,20 +51,22 @@ export function parseYaml(text: string): YamlResult {
     return { line, column: col };
   };
   if (doc.errors.length > 0) {
-    return { ok: false, errors: doc.errors.map((e) => ({ message: e.message, position: at(e.pos[0]) })) };
+    return { ok: false, error: doc.errors.map((e) => ({ message: e.message, position: at(e.pos[0]) })) };
   }
-  let value: unknown;
+  let data: unknown;
   try {
-    value = doc.toJS();
+    data = doc.toJS();
   } catch (error) {
     // e.g. an alias to an anchor that does not exist: found only when the document is converted.
-    return { ok: false, errors: [{ message: errorMessage(error) }] };
+    return { ok: false, error: [{ message: errorMessage(error) }] };
   }
   return {
     ok: true,
-    value,
-    warnings: doc.warnings.map((w) => ({ message: w.message, position: at(w.pos[0]) })),
-    locate: (path) => at(offsetOf(doc, path)),
+    value: {
+      data,
+      warnings: doc.warnings.map((w) => ({ message: w.message, position: at(w.pos[0]) })),
+      locate: (path) => at(offsetOf(doc, path)),
+    },
   };
 }
 

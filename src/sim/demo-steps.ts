@@ -222,8 +222,8 @@ function splitConfig(ctx: DemoContext): string {
 function parseDemoConfig(text: string): EffectiveConfig {
   const parsed = parseConfig(text, 'demo config');
   if (!parsed.ok)
-    throw new Error(`the demo's own config is invalid: ${parsed.errors.map(formatIssue).join('; ')}`);
-  return parsed.config;
+    throw new Error(`the demo's own config is invalid: ${parsed.error.map(formatIssue).join('; ')}`);
+  return parsed.value.config;
 }
 
 /** Resource name → device count the agent advertises under `text`. */

@@ -14,6 +14,7 @@ import type { Gpu, GpuLink, Inventory, InventoryProblem, MigDevice } from '../de
 import { NVLINK_MAX_LINKS, NvmlReturn, TopologyLevel } from '../nvml/codes.js';
 import { NvmlError } from '../nvml/errors.js';
 import { toSysfsBusId } from '../nvml/pci.js';
+import type { Result } from '../result.js';
 
 /** `<G>g.<N>gb` or `<C>c.<G>g.<N>gb`, with an optional attribute suffix such as `+me`. */
 const PROFILE = /^(?:(\d+)c\.)?(\d+)g\.(\d+)gb(?:\+.*)?$/;
@@ -56,7 +57,7 @@ const stateSchema = z.looseObject({
 type MockState = z.output<typeof stateSchema>;
 type MockDeviceState = z.output<typeof deviceSchema>;
 
-export type StateInventoryResult = { ok: true; inventory: Inventory } | { ok: false; errors: string[] };
+export type StateInventoryResult = Result<Inventory>;
 
 export interface StateInventoryOptions {
   /**
@@ -79,15 +80,13 @@ export function inventoryFromMockState(
   if (!parsed.success) {
     return {
       ok: false,
-      errors: parsed.error.issues.map(
-        (i) => `${source}: ${formatPath(i.path) || '(document)'}: ${i.message}`,
-      ),
+      error: parsed.error.issues.map((i) => `${source}: ${formatPath(i.path) || '(document)'}: ${i.message}`),
     };
   }
   const state = parsed.data;
   const devices = state.devices ?? [];
   const errors = crossCheck(devices).map((e) => `${source}: ${e}`);
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0) return { ok: false, error: errors };
 
   const problems: InventoryProblem[] = [];
   const present: { gpu: Gpu; device: MockDeviceState }[] = [];
@@ -103,7 +102,7 @@ export function inventoryFromMockState(
   linkGpus(present, devices);
   return {
     ok: true,
-    inventory: {
+    value: {
       driverVersion: state.driverVersion ?? '580.95.05',
       cudaDriverVersion: cudaVersionText(state),
       gpus: present.map((p) => p.gpu),

@@ -147,14 +147,14 @@ describe.each(VALUES_FILES)('chart with ci/%s', (file) => {
     const args = parseCommandLine(plugin.args.slice(1), values, pluginCommand.options);
     const defaults = parseConfig('version: v1', 'defaults');
     if (!defaults.ok) throw new Error('default config invalid');
-    expect(overridesFrom(args.values, values)(defaults.config)).toMatchObject({ ok: true });
+    expect(overridesFrom(args.values, values)(defaults.value.config)).toMatchObject({ ok: true });
   });
 
   it('ships configs that the agent parses as valid', () => {
     const configMap = rendered(file).find((o) => o.kind === 'ConfigMap');
     for (const [key, text] of Object.entries<string>(configMap?.data ?? {})) {
       const parsed = parseConfig(text, key);
-      expect(parsed.ok ? [] : parsed.errors, key).toEqual([]);
+      expect(parsed.ok ? [] : parsed.error, key).toEqual([]);
     }
   });
 

@@ -135,9 +135,10 @@ async function configOf(
     return { follow: { path: configMap.dir, configName: options.configName, logger, debounceMs: 50 } };
   }
   const parsed = parseConfig(options.config ?? 'version: v1', 'test-config.yaml');
-  if (!parsed.ok) throw new Error(parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
-  if (options.fakeDevRoot) await fakeDevRoot(nodeDir, parsed.config);
-  return { fixed: parsed.config };
+  if (!parsed.ok) throw new Error(parsed.error.map((e) => `${e.path}: ${e.message}`).join('\n'));
+  const { config } = parsed.value;
+  if (options.fakeDevRoot) await fakeDevRoot(nodeDir, config);
+  return { fixed: config };
 }
 
 /** /dev/nvidiactl etc. under a temp driver root, which the config's nvidiaDevRoot then names. */

@@ -28,7 +28,7 @@ describe('inventoryFromMockState', () => {
   it.each(['dgx-a100', 'mixed-mig', 'single-t4'])('matches the binding on the %s node', async (node) => {
     const state = JSON.parse(await readFile(mockNodePath(node), 'utf8')) as MockNvmlState;
     const { inventory, migMinors } = await throughBinding(state);
-    expect(inventoryFromMockState(state, node, { migMinors })).toEqual({ ok: true, inventory });
+    expect(inventoryFromMockState(state, node, { migMinors })).toEqual({ ok: true, value: inventory });
   });
 
   it('matches the binding with defaults, a lost GPU and MIG profiles computed from attributes', async () => {
@@ -62,14 +62,17 @@ describe('inventoryFromMockState', () => {
     state.devices[1]!.lost = true;
     const { inventory, migMinors } = await throughBinding(state);
     expect(inventory.problems).toHaveLength(1);
-    expect(inventoryFromMockState(state, 'state.json', { migMinors })).toEqual({ ok: true, inventory });
+    expect(inventoryFromMockState(state, 'state.json', { migMinors })).toEqual({
+      ok: true,
+      value: inventory,
+    });
   });
 
   it("applies the mock's defaults to a bare device", () => {
     const result = inventoryFromMockState({ devices: [{ uuid: 'GPU-0' }, { uuid: 'GPU-1' }] }, 'x.json');
     expect(result).toEqual({
       ok: true,
-      inventory: {
+      value: {
         driverVersion: '580.95.05',
         cudaDriverVersion: '13.0',
         problems: [],
@@ -107,7 +110,7 @@ describe('inventoryFromMockState', () => {
       },
       'x.json',
     );
-    expect(result.ok && result.inventory.gpus[0]?.migDevices[0]).toMatchObject({
+    expect(result.ok && result.value.gpus[0]?.migDevices[0]).toMatchObject({
       profile: '3g.20gb',
       deviceNodes: ['/dev/nvidia0'],
       index: '0:0',
@@ -151,6 +154,6 @@ describe('inventoryFromMockState', () => {
     ],
     [[], ['s.json: (document): Invalid input: expected object, received array']],
   ])('refuses a malformed state %#', (json, errors) => {
-    expect(inventoryFromMockState(json, 's.json')).toEqual({ ok: false, errors });
+    expect(inventoryFromMockState(json, 's.json')).toEqual({ ok: false, error: errors });
   });
 });

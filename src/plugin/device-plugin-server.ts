@@ -24,7 +24,7 @@ import {
 } from '../kubelet-api/proto.js';
 import { serviceError } from '../kubelet-api/service-error.js';
 import type { PluginMetrics } from './metrics.js';
-import { KubeletRegistration, type RegistrationTuning } from './registration.js';
+import { KubeletRegistration, PLUGIN_OPTIONS, type RegistrationTuning } from './registration.js';
 import { describeIds, RequestError } from './request-error.js';
 import type { ResourceHandler } from './resource-handler.js';
 import { directoryId, socketId } from './socket-id.js';
@@ -262,8 +262,7 @@ export class DevicePluginServer {
 
   private handlers(): DevicePluginHandlers {
     return {
-      GetDevicePluginOptions: (_call, callback) =>
-        callback(null, { pre_start_required: false, get_preferred_allocation_available: true }),
+      GetDevicePluginOptions: (_call, callback) => callback(null, PLUGIN_OPTIONS),
       ListAndWatch: (call) => this.listAndWatch(call),
       GetPreferredAllocation: (call, callback) => this.preferredAllocation(call.request, callback),
       Allocate: (call, callback) => this.allocate(call.request, callback),

@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Backoff } from '../backoff.js';
 import {
+  type DevicePluginOptions,
   KUBELET_API_VERSION,
   KUBELET_SOCKET_NAME,
   RegistrationClient,
@@ -45,6 +46,12 @@ export interface RegistrationOptions extends RegistrationTuning {
 }
 
 const ONE_DAY_MS = 86_400_000;
+
+/** What the plugin offers kubelet: no PreStartContainer, a GetPreferredAllocation worth calling. */
+export const PLUGIN_OPTIONS: DevicePluginOptions = {
+  pre_start_required: false,
+  get_preferred_allocation_available: true,
+};
 
 /** A channel used for one Register call and closed: it must never reconnect on its own. */
 const ONE_SHOT_CHANNEL: grpc.ChannelOptions = {
@@ -188,7 +195,7 @@ export class KubeletRegistration {
             version: KUBELET_API_VERSION,
             endpoint: this.options.endpoint,
             resource_name: this.options.resourceName,
-            options: { pre_start_required: false, get_preferred_allocation_available: true },
+            options: PLUGIN_OPTIONS,
           },
           { deadline: Date.now() + (this.options.registerTimeoutMs ?? 5000) },
           (err) => {

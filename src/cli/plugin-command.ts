@@ -126,9 +126,11 @@ async function startPlugin(
     });
   } catch (err) {
     if (err instanceof NvmlLibraryError && !config.current.flags.failOnInitError) {
-      // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle.
+      // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle. The handlers
+      // go in before the line: whoever reads it may send SIGTERM at once.
+      const signal = waitForSignal();
       logger.error({ err }, 'NVML unavailable and failOnInitError=false: idling');
-      await waitForSignal();
+      await signal;
       await closeConfig();
       return undefined;
     }

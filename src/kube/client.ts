@@ -1,8 +1,9 @@
 /**
- * The Kubernetes API calls the agent makes, and nothing else: read one object, list a collection and
- * watch it, always field-selected to this node (read one Node and watch it; list and watch the pods
- * on this node), never cluster-wide. Plain node:http(s) rather than @kubernetes/client-node: its 2.x
- * needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
+ * The Kubernetes API calls the agent makes, and nothing else: read one Node, and watch that Node (a
+ * field-selected watch, never the whole node list). Each call is a method, and the chart's RBAC grants
+ * exactly these (test/chart/rbac.test.ts): another call (the pods on this node, for the monitor) comes
+ * as a method of its own with its grant. Plain node:http(s) rather than @kubernetes/client-node: its
+ * 2.x needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
  * runtime dependencies, for GET requests whose protocol fits here.
  */
 import http from 'node:http';
@@ -11,18 +12,12 @@ import { StringDecoder } from 'node:string_decoder';
 
 /** The part of any object the agent reads: which version of it this is. */
 export interface KubeObject {
-  metadata: { name: string; resourceVersion: string; namespace?: string; uid?: string };
+  metadata: { name: string; resourceVersion: string; namespace?: string };
 }
 
 /** The part of a Node object the agent reads. */
 export interface KubeNode extends KubeObject {
   metadata: KubeObject['metadata'] & { labels?: Record<string, string> };
-}
-
-/** A collection as a list answers it: the objects and the version they were read at. */
-export interface KubeList<T> {
-  metadata: { resourceVersion: string };
-  items: T[];
 }
 
 /** `metav1.Status`, as the API sends it with errors and in ERROR watch events. */
@@ -42,8 +37,8 @@ export type WatchEvent<T> =
   | { type: 'ERROR'; object: KubeStatus };
 export type NodeWatchEvent = WatchEvent<KubeNode>;
 
-export interface WatchRequest {
-  /** `metadata.name=<node>`, `spec.nodeName=<node>`: a watch must stay scoped to this node */
+export interface WatchNodesRequest {
+  /** `metadata.name=<node>`: the watch must stay scoped to this node */
   fieldSelector: string;
   /** resume after this version (from the last GET, event or bookmark) */
   resourceVersion: string;
@@ -55,11 +50,7 @@ export interface WatchRequest {
 export interface KubeClient {
   getNode(name: string, signal: AbortSignal): Promise<KubeNode>;
   /** Resolves once the API accepted the watch; the iterable ends when the server closes it. */
-  watchNodes(request: WatchRequest): Promise<AsyncIterable<NodeWatchEvent>>;
-  /** A field-selected list of a collection (`/api/v1/pods`). */
-  list<T>(collection: string, fieldSelector: string, signal: AbortSignal): Promise<KubeList<T>>;
-  /** A field-selected watch of a collection; resolves once the API accepted it. */
-  watch<T>(collection: string, request: WatchRequest): Promise<AsyncIterable<WatchEvent<T>>>;
+  watchNodes(request: WatchNodesRequest): Promise<AsyncIterable<NodeWatchEvent>>;
 }
 
 /** The API answered with an error status (or not at all, status 0). */
@@ -100,16 +91,7 @@ export class HttpKubeClient implements KubeClient {
     return parseJson(await readBody(response), `node ${name}`) as KubeNode;
   }
 
-  watchNodes(request: WatchRequest): Promise<AsyncIterable<NodeWatchEvent>> {
-    return this.watch<KubeNode>('/api/v1/nodes', request);
-  }
-
-  async list<T>(collection: string, fieldSelector: string, signal: AbortSignal): Promise<KubeList<T>> {
-    const response = await this.request(`${collection}?${new URLSearchParams({ fieldSelector })}`, signal);
-    return parseJson(await readBody(response), `${collection} list`) as KubeList<T>;
-  }
-
-  async watch<T>(collection: string, request: WatchRequest): Promise<AsyncIterable<WatchEvent<T>>> {
+  async watchNodes(request: WatchNodesRequest): Promise<AsyncIterable<NodeWatchEvent>> {
     const query = new URLSearchParams({
       fieldSelector: request.fieldSelector,
       watch: 'true',
@@ -119,8 +101,8 @@ export class HttpKubeClient implements KubeClient {
     });
     // The server sends nothing between events; allow its own timeout plus a margin before calling it dead.
     const idleMs = request.timeoutSeconds * 1000 + (this.options.requestTimeoutMs ?? 10_000);
-    const response = await this.request(`${collection}?${query}`, request.signal, idleMs);
-    return watchEvents<T>(response);
+    const response = await this.request(`/api/v1/nodes?${query}`, request.signal, idleMs);
+    return watchEvents<KubeNode>(response);
   }
 
   private async request(path: string, signal: AbortSignal, idleMs?: number): Promise<http.IncomingMessage> {
@@ -167,14 +149,11 @@ function statusError(status: number, body: string, path: string): KubeApiError {
   } catch {
     // not a Status object (a proxy's page): the HTTP status says enough
   }
-  const resource = /^\/api\/v1\/([a-z]+)/.exec(path)?.[1] ?? 'it';
-  // The agent reads one Node by name, and lists the other resources it follows.
-  const verbs = resource === 'nodes' ? 'get and watch' : 'list and watch';
   const hint =
     status === 401
       ? ' (the service account token was refused)'
       : status === 403
-        ? ` (the service account needs ${verbs} on ${resource})`
+        ? ' (the service account needs get and watch on nodes)'
         : '';
   const message = detail.message ?? (body.trim().slice(0, 200) || `HTTP ${status}`);
   return new KubeApiError(status, `GET ${path}: ${status} ${message}${hint}`, detail.reason);

@@ -4,18 +4,13 @@
  * from the last event or bookmark; list again when that version has expired (410 Gone); retry with
  * capped, jittered exponential backoff while the API is unreachable. The token is re-read by the
  * client on every request. It never throws once started; it logs the first failure of a streak and
- * the recovery. The node-label watch runs on it, and so can a watch of the pods on this node.
+ * the recovery. The node-label watch runs on it; a watch of the pods on this node needs only a source
+ * (a list and a watch of `/api/v1/pods` selected by `spec.nodeName`).
  */
 import type { Logger } from 'pino';
 import { Backoff } from '../backoff.js';
 import { errorMessage } from '../errors.js';
-import {
-  KubeApiError,
-  type KubeClient,
-  type KubeObject,
-  type ObjectEvent,
-  type WatchEvent,
-} from './client.js';
+import { KubeApiError, type KubeObject, type ObjectEvent, type WatchEvent } from './client.js';
 
 export interface ListWatchSource<T> {
   /** The objects now, and the resourceVersion the watch resumes from. */
@@ -171,21 +166,6 @@ export class ListWatch<T extends KubeObject> {
     );
     this.backoff.reset();
   }
-}
-
-/** The objects of a collection selected by a field (`spec.nodeName=node-a` for this node's pods). */
-export function fieldSelectedCollection<T extends KubeObject>(
-  client: KubeClient,
-  collection: string,
-  fieldSelector: string,
-): ListWatchSource<T> {
-  return {
-    async list(signal) {
-      const list = await client.list<T>(collection, fieldSelector, signal);
-      return { objects: list.items, resourceVersion: list.metadata.resourceVersion };
-    },
-    watch: (request) => client.watch<T>(collection, { fieldSelector, ...request }),
-  };
 }
 
 function isGone(error: unknown): boolean {

@@ -1,91 +1,97 @@
 /**
- * The shared list/watch loop on a collection: the pods of one node, as the monitor will follow them.
- * A small API serves `GET /api/v1/pods?fieldSelector=spec.nodeName=node-a` (list and watch) from an
- * event history, answers an expired resourceVersion with an ERROR 410 event, and refuses any request
- * that is not scoped to the node.
+ * The shared list/watch loop on a collection (the pods of one node, as the monitor will follow them),
+ * driven by an in-memory source with the API's semantics: a list answers every object and the version
+ * it was read at, a watch replays the history after a version and follows new events, and a watch from
+ * a compacted version gets an ERROR 410 event. The HTTP path is the node-label watch's tests.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HttpKubeClient, type KubeObject, type WatchEvent } from '../../src/kube/client.js';
-import { fieldSelectedCollection, ListWatch } from '../../src/kube/list-watch.js';
+import type { KubeObject, WatchEvent } from '../../src/kube/client.js';
+import { ListWatch, type ListWatchSource } from '../../src/kube/list-watch.js';
 import { createLogger } from '../../src/log.js';
 
-const SELECTOR = 'spec.nodeName=node-a';
 const pod = (name: string, rv: number): KubeObject => ({
   metadata: { name, namespace: 'default', resourceVersion: String(rv) },
 });
 
-/** Pods of node-a: list, watch from a version, 410 for versions before `oldest`. */
-class FakePodsApi {
-  readonly requests: Record<string, string>[] = [];
-  version = 10;
-  oldest = 0;
-  pods = new Map<string, KubeObject>([['a', pod('a', 10)]]);
-  private history: { version: number; event: WatchEvent<KubeObject> }[] = [];
-  private readonly watches = new Set<http.ServerResponse>();
-  private readonly server = http.createServer((req, res) => this.handle(req, res));
+/** One watch stream: events pushed to it, ended by the "server" or by the caller's abort. */
+class Stream {
+  private readonly queue: WatchEvent<KubeObject>[] = [];
+  private wake: (() => void) | undefined;
+  ended = false;
 
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  constructor(signal: AbortSignal) {
+    signal.addEventListener('abort', () => this.end(), { once: true });
+  }
+
+  push(event: WatchEvent<KubeObject>): void {
+    this.queue.push(event);
+    this.wake?.();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  async *events(): AsyncGenerator<WatchEvent<KubeObject>> {
+    for (;;) {
+      const next = this.queue.shift();
+      if (next) yield next;
+      else if (this.ended) return;
+      else await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+}
+
+class FakePods implements ListWatchSource<KubeObject> {
+  readonly calls: string[] = [];
+  private version = 10;
+  private oldest = 0;
+  private readonly pods = new Map<string, KubeObject>([['a', pod('a', 10)]]);
+  private history: { version: number; event: WatchEvent<KubeObject> }[] = [];
+  private readonly streams = new Set<Stream>();
+
+  async list() {
+    this.calls.push('list');
+    return { objects: [...this.pods.values()], resourceVersion: String(this.version) };
+  }
+
+  async watch(request: { resourceVersion: string; signal: AbortSignal }) {
+    this.calls.push(`watch ${request.resourceVersion}`);
+    const stream = new Stream(request.signal);
+    const from = Number(request.resourceVersion);
+    if (from < this.oldest) {
+      stream.push({ type: 'ERROR', object: { code: 410, reason: 'Expired', message: 'too old' } });
+      stream.end();
+    } else {
+      for (const { version, event } of this.history) if (version > from) stream.push(event);
+      this.streams.add(stream);
+    }
+    return stream.events();
+  }
+
+  get openWatches(): number {
+    return [...this.streams].filter((s) => !s.ended).length;
   }
 
   publish(type: 'ADDED' | 'DELETED', name: string): void {
     const object = pod(name, ++this.version);
     if (type === 'ADDED') this.pods.set(name, object);
     else this.pods.delete(name);
-    const event = { type, object };
-    this.history.push({ version: this.version, event });
-    for (const res of this.watches) res.write(`${JSON.stringify(event)}\n`);
+    this.history.push({ version: this.version, event: { type, object } });
+    for (const stream of this.streams) stream.push({ type, object });
   }
 
   /** The API server ends every watch (its timeout, a restart). */
   endWatches(): void {
-    for (const res of this.watches) res.end();
-    this.watches.clear();
+    for (const stream of this.streams) stream.end();
+    this.streams.clear();
   }
 
   /** etcd compaction: resuming from before now gets 410. */
   compact(): void {
     this.oldest = this.version;
     this.history = [];
-  }
-
-  get openWatches(): number {
-    return this.watches.size;
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://fake');
-    const query = Object.fromEntries(url.searchParams);
-    this.requests.push(query);
-    if (url.pathname !== '/api/v1/pods' || query.fieldSelector !== SELECTOR) {
-      res.writeHead(403).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' });
-    if (query.watch !== 'true') {
-      const items = [...this.pods.values()];
-      res.end(JSON.stringify({ metadata: { resourceVersion: String(this.version) }, items }));
-      return;
-    }
-    const from = Number(query.resourceVersion);
-    if (from < this.oldest) {
-      res.end(
-        `${JSON.stringify({ type: 'ERROR', object: { code: 410, reason: 'Expired', message: 'too old' } })}\n`,
-      );
-      return;
-    }
-    for (const { version, event } of this.history)
-      if (version > from) res.write(`${JSON.stringify(event)}\n`);
-    this.watches.add(res);
-    res.on('close', () => this.watches.delete(res));
   }
 }
 
@@ -95,14 +101,11 @@ afterEach(async () => {
 });
 
 async function followPods() {
-  const api = new FakePodsApi();
-  const server = await api.listen();
-  cleanups.push(() => api.close());
-  const client = new HttpKubeClient({ server, requestTimeoutMs: 2000 });
+  const source = new FakePods();
   const lists: string[][] = [];
   const events: string[] = [];
   const listWatch = new ListWatch<KubeObject>({
-    source: fieldSelectedCollection(client, '/api/v1/pods', SELECTOR),
+    source,
     description: 'pods on node node-a',
     watchName: 'pod watch',
     onList: (pods) => lists.push(pods.map((p) => p.metadata.name)),
@@ -113,41 +116,39 @@ async function followPods() {
   });
   await listWatch.start();
   cleanups.push(() => listWatch.stop());
-  return { api, lists, events, listWatch };
+  return { source, lists, events, listWatch };
 }
 
-describe('ListWatch over the pods of this node', () => {
-  it('lists, then watches from the list resourceVersion, every request selected by spec.nodeName', async () => {
-    const { api, lists, events } = await followPods();
+describe('ListWatch over a collection', () => {
+  it('lists, then watches from the version the list was read at', async () => {
+    const { source, lists, events } = await followPods();
     expect(lists).toEqual([['a']]);
-    await expect.poll(() => api.openWatches).toBe(1);
-    api.publish('ADDED', 'b');
-    api.publish('DELETED', 'a');
+    await expect.poll(() => source.openWatches).toBe(1);
+    source.publish('ADDED', 'b');
+    source.publish('DELETED', 'a');
     await expect.poll(() => events).toEqual(['ADDED b', 'DELETED a']);
-    expect(api.requests.map((q) => [q.watch ?? 'list', q.resourceVersion ?? ''])).toEqual([
-      ['list', ''],
-      ['true', '10'],
-    ]);
-    expect(api.requests.every((q) => q.fieldSelector === SELECTOR)).toBe(true);
+    expect(source.calls).toEqual(['list', 'watch 10']);
   });
 
-  it('lists again when the version it resumes from has expired (410 Gone), with the full set', async () => {
-    const { api, lists } = await followPods();
-    await expect.poll(() => api.openWatches).toBe(1);
-    api.endWatches();
-    api.publish('ADDED', 'b'); // while no watch is open
-    api.compact();
-    await expect.poll(() => lists).toEqual([['a'], ['a', 'b']]);
-    expect(api.requests.map((q) => q.watch ?? 'list')).toEqual(['list', 'true', 'true', 'list', 'true']);
-    await expect.poll(() => api.openWatches).toBe(1);
+  it('resumes an ended watch from the last event, and lists again when that version expired (410)', async () => {
+    const { source, lists, events } = await followPods();
+    await expect.poll(() => source.openWatches).toBe(1);
+    source.publish('ADDED', 'b');
+    await expect.poll(() => events).toEqual(['ADDED b']);
+    source.endWatches();
+    source.publish('ADDED', 'c'); // while no watch is open
+    source.compact();
+    await expect.poll(() => lists).toEqual([['a'], ['a', 'b', 'c']]);
+    expect(source.calls).toEqual(['list', 'watch 10', 'watch 11', 'list', 'watch 12']);
+    await expect.poll(() => source.openWatches).toBe(1);
   });
 
   it('stop() ends the watch; no callback after it', async () => {
-    const { api, events, listWatch } = await followPods();
-    await expect.poll(() => api.openWatches).toBe(1);
+    const { source, events, listWatch } = await followPods();
+    await expect.poll(() => source.openWatches).toBe(1);
     await listWatch.stop();
-    await expect.poll(() => api.openWatches).toBe(0);
-    api.publish('ADDED', 'c');
+    expect(source.openWatches).toBe(0);
+    source.publish('ADDED', 'c');
     expect(events).toEqual([]);
   });
 });

@@ -54,6 +54,11 @@ function targets(descriptor) {
       LOADERS,
       `grpc.loadPackageDefinition(pl.fromJSON(JSON.parse((await import('node:fs')).readFileSync(${JSON.stringify(descriptor)}, 'utf8')), ${OPTIONS}))`,
     ],
+    [
+      'protobufjs/minimal (all that precompiled static code needs at run time)',
+      '',
+      imp('protobufjs/minimal.js'),
+    ],
     ['zod', '', imp('zod')],
     ['config schemas (dist/config, zod already loaded)', imp('zod'), imp('./dist/config/index.js')],
     ['prom-client', '', imp('prom-client')],

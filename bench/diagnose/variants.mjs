@@ -45,7 +45,7 @@ async function bundle() {
     platform: 'node',
     external: [/^koffi($|\/)/],
     logLevel: 'silent',
-    output: { file: BUNDLE, format: 'esm', inlineDynamicImports: true },
+    output: { file: BUNDLE, format: 'esm', codeSplitting: false },
   });
 }
 

@@ -4,6 +4,7 @@
  * else and registers nothing that keeps the process alive, so what it measures is the process's own.
  */
 import { renameSync, writeFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 const file = process.env.BENCH_PROBE_FILE;
 let count = 0;
@@ -11,7 +12,16 @@ if (file) {
   process.on('SIGUSR2', () => {
     const memory = process.memoryUsage();
     const cpu = process.cpuUsage();
-    const sample = { ...memory, cpuUserUs: cpu.user, cpuSystemUs: cpu.system, uptimeS: process.uptime() };
+    const spaces = Object.fromEntries(
+      getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]),
+    );
+    const sample = {
+      ...memory,
+      cpuUserUs: cpu.user,
+      cpuSystemUs: cpu.system,
+      uptimeS: process.uptime(),
+      spaces,
+    };
     const out = `${file}.${++count}`;
     writeFileSync(`${out}.tmp`, JSON.stringify(sample));
     renameSync(`${out}.tmp`, out); // the reader polls for `out`: it must appear whole

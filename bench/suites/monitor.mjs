@@ -7,7 +7,8 @@ const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'monitor-c
 
 export function monitorSuite({ quick }) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, ...(quick ? ['--quick'] : [])], {
+    // --expose-gc: heap figures after a full collection, so growth is not confused with garbage
+    const proc = spawn(process.execPath, ['--expose-gc', child, ...(quick ? ['--quick'] : [])], {
       env: { PATH: process.env.PATH, UV_THREADPOOL_SIZE: '8' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -42,6 +42,7 @@ function targets(descriptor) {
   const imp = (specifier) => `await import('${specifier}')`;
   return [
     ['(nothing: the runtime alone)', '', ''],
+    ['a one-function local module (what any first import costs)', '', imp('./bench/lib/stats.mjs')],
     ['@grpc/grpc-js', '', imp('@grpc/grpc-js')],
     ['@grpc/proto-loader (and protobufjs)', '', imp('@grpc/proto-loader')],
     [

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mig_profiles.h"
 #include "nvml_abi.h"
 #include "pci.h"
 #include "state.h"
@@ -1044,6 +1045,176 @@ static nvmlReturn_t attributes_locked(nvmlDevice_t device, nvmlDeviceAttributes_
 
 NVML_API nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t device, nvmlDeviceAttributes_t *attributes) {
   LOCKED(attributes_locked(device, attributes));
+}
+
+/* ---- MIG instances: GPU instances and compute instances ---- */
+
+/*
+ * nvmlGpuInstance_t points at [gpu][first MIG slot of the instance], nvmlComputeInstance_t at
+ * [gpu][MIG slot] (each MIG device is one compute instance). Like device handles, they stay identical
+ * across reloads and are recognised by address alone.
+ */
+struct nvmlGpuInstance_st {
+  unsigned char unused;
+};
+struct nvmlComputeInstance_st {
+  unsigned char unused;
+};
+static struct nvmlGpuInstance_st g_gpu_instances[MOCK_MAX_GPUS][MOCK_MAX_MIG_DEVICES];
+static struct nvmlComputeInstance_st g_compute_instances[MOCK_MAX_GPUS][MOCK_MAX_MIG_DEVICES];
+
+/* Maps an instance handle's address to (GPU, MIG slot); -1 for anything that is not one of ours. */
+static int instance_slot(uintptr_t p, uintptr_t base, size_t size, size_t *index, size_t *slot) {
+  if (p < base || p - base >= size) return -1;
+  size_t n = (size_t)(p - base); /* elements are one byte: every address in range is a handle */
+  *index = n / MOCK_MAX_MIG_DEVICES;
+  *slot = n % MOCK_MAX_MIG_DEVICES;
+  return 0;
+}
+
+/*
+ * The prologue of a call on a GPU or compute instance: initialised, a live instance (its GPU exists
+ * with MIG on and the MIG slot is filled), no injected failure, GPU not lost. `t` names the MIG device.
+ */
+static nvmlReturn_t enter_instance(const char *function, const void *handle, int compute, target *t) {
+  if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  refresh_state(0);
+  uintptr_t base = compute ? (uintptr_t)&g_compute_instances[0][0] : (uintptr_t)&g_gpu_instances[0][0];
+  size_t size = compute ? sizeof g_compute_instances : sizeof g_gpu_instances;
+  size_t index, slot;
+  if (instance_slot((uintptr_t)handle, base, size, &index, &slot) != 0) return NVML_ERROR_INVALID_ARGUMENT;
+  if (index >= g_state->gpu_count) return NVML_ERROR_INVALID_ARGUMENT;
+  const mock_gpu *g = &g_state->gpus[index];
+  if (!g->mig_enabled || slot >= g->mig_count) return NVML_ERROR_INVALID_ARGUMENT;
+  /* a GPU-instance handle is made from the instance's first slot; another slot is a stale handle */
+  if (!compute && mig_gi_first_slot(g, slot) != slot) return NVML_ERROR_INVALID_ARGUMENT;
+  *t = (target){.index = index, .mig = (int)slot, .gpu = g, .m = &g->migs[slot]};
+  /* a compute instance is its MIG device (its failures apply); a GPU instance only its GPU's */
+  target scope = *t;
+  if (!compute) scope.m = NULL;
+  nvmlReturn_t rc = device_failure(function, &scope);
+  if (rc == NVML_SUCCESS && g->lost) rc = NVML_ERROR_GPU_IS_LOST;
+  return rc;
+}
+
+/* A whole GPU handle that may hold MIG instances: a MIG handle is not one. */
+static nvmlReturn_t enter_mig_parent(const char *function, nvmlDevice_t device, const void *out, target *t) {
+  nvmlReturn_t rc = enter_device(function, device, t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (out == NULL || t->m != NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  if (!t->gpu->mig_capable) return NVML_ERROR_NOT_SUPPORTED;
+  return NVML_SUCCESS;
+}
+
+static nvmlReturn_t gi_profile_info_locked(nvmlDevice_t device, unsigned int profile,
+                                           nvmlGpuInstanceProfileInfo_t *info) {
+  target t;
+  nvmlReturn_t rc = enter_mig_parent("nvmlDeviceGetGpuInstanceProfileInfo", device, info, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  /* nvml.h: enumerate profiles from 0 until INVALID_ARGUMENT */
+  if (profile >= NVML_GPU_INSTANCE_PROFILE_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
+  return mig_gi_profile_info(t.gpu, profile, info);
+}
+
+NVML_API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned int profile,
+                                                          nvmlGpuInstanceProfileInfo_t *info) {
+  LOCKED(gi_profile_info_locked(device, profile, info));
+}
+
+static nvmlReturn_t gi_by_id_locked(nvmlDevice_t device, unsigned int id, nvmlGpuInstance_t *gpu_instance) {
+  target t;
+  nvmlReturn_t rc = enter_mig_parent("nvmlDeviceGetGpuInstanceById", device, gpu_instance, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (!t.gpu->mig_enabled) return NVML_ERROR_NOT_SUPPORTED;
+  for (size_t k = 0; k < t.gpu->mig_count; k++) {
+    if (t.gpu->migs[k].gi_id != id) continue;
+    *gpu_instance = &g_gpu_instances[t.index][k]; /* the first slot: instances are listed in order */
+    return NVML_SUCCESS;
+  }
+  return NVML_ERROR_NOT_FOUND;
+}
+
+NVML_API nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned int id,
+                                                   nvmlGpuInstance_t *gpuInstance) {
+  LOCKED(gi_by_id_locked(device, id, gpuInstance));
+}
+
+static nvmlReturn_t gi_info_locked(nvmlGpuInstance_t gpu_instance, nvmlGpuInstanceInfo_t *info) {
+  target t;
+  nvmlReturn_t rc = enter_instance("nvmlGpuInstanceGetInfo", gpu_instance, 0, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (info == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  int profile = mig_gi_profile(t.m);
+  if (profile < 0) return NVML_ERROR_NOT_SUPPORTED; /* a slice count NVML has no profile for */
+  memset(info, 0, sizeof *info);
+  info->device = gpu_handle(t.index);
+  info->id = t.m->gi_id;
+  info->profileId = (unsigned int)profile;
+  info->placement = mig_gi_placement(t.gpu, (size_t)t.mig);
+  return NVML_SUCCESS;
+}
+
+NVML_API nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t gpuInstance, nvmlGpuInstanceInfo_t *info) {
+  LOCKED(gi_info_locked(gpuInstance, info));
+}
+
+static nvmlReturn_t ci_by_id_locked(nvmlGpuInstance_t gpu_instance, unsigned int id,
+                                    nvmlComputeInstance_t *compute_instance) {
+  target t;
+  nvmlReturn_t rc = enter_instance("nvmlGpuInstanceGetComputeInstanceById", gpu_instance, 0, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (compute_instance == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  for (size_t k = 0; k < t.gpu->mig_count; k++) {
+    const mock_mig *m = &t.gpu->migs[k];
+    if (m->gi_id != t.m->gi_id || m->ci_id != id) continue;
+    *compute_instance = &g_compute_instances[t.index][k];
+    return NVML_SUCCESS;
+  }
+  return NVML_ERROR_NOT_FOUND;
+}
+
+NVML_API nvmlReturn_t nvmlGpuInstanceGetComputeInstanceById(nvmlGpuInstance_t gpuInstance, unsigned int id,
+                                                            nvmlComputeInstance_t *computeInstance) {
+  LOCKED(ci_by_id_locked(gpuInstance, id, computeInstance));
+}
+
+static nvmlReturn_t ci_info_locked(nvmlComputeInstance_t compute_instance, nvmlComputeInstanceInfo_t *info) {
+  target t;
+  nvmlReturn_t rc = enter_instance("nvmlComputeInstanceGetInfo_v2", compute_instance, 1, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (info == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  int profile = mig_ci_profile(t.m);
+  if (profile < 0) return NVML_ERROR_NOT_SUPPORTED;
+  memset(info, 0, sizeof *info);
+  info->device = gpu_handle(t.index);
+  info->gpuInstance = &g_gpu_instances[t.index][mig_gi_first_slot(t.gpu, (size_t)t.mig)];
+  info->id = t.m->ci_id;
+  info->profileId = (unsigned int)profile;
+  info->placement = mig_ci_placement(t.gpu, (size_t)t.mig);
+  return NVML_SUCCESS;
+}
+
+NVML_API nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t computeInstance,
+                                                    nvmlComputeInstanceInfo_t *info) {
+  LOCKED(ci_info_locked(computeInstance, info));
+}
+
+static nvmlReturn_t ci_profile_info_locked(nvmlGpuInstance_t gpu_instance, unsigned int profile,
+                                           unsigned int engine_profile, nvmlComputeInstanceProfileInfo_t *info) {
+  target t;
+  nvmlReturn_t rc = enter_instance("nvmlGpuInstanceGetComputeInstanceProfileInfo", gpu_instance, 0, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (info == NULL || profile >= NVML_COMPUTE_INSTANCE_PROFILE_COUNT ||
+      engine_profile >= NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT) {
+    return NVML_ERROR_INVALID_ARGUMENT;
+  }
+  return mig_ci_profile_info(t.gpu, (size_t)t.mig, profile, info);
+}
+
+NVML_API nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(nvmlGpuInstance_t gpuInstance,
+                                                                   unsigned int profile, unsigned int engProfile,
+                                                                   nvmlComputeInstanceProfileInfo_t *info) {
+  LOCKED(ci_profile_info_locked(gpuInstance, profile, engProfile, info));
 }
 
 /* ---- topology ---- */

@@ -50,6 +50,8 @@ enum {
 /* Opaque handles. The mock hands out pointers into its own static storage (see mock_nvml.c). */
 typedef struct nvmlDevice_st *nvmlDevice_t;
 typedef struct nvmlEventSet_st *nvmlEventSet_t;
+typedef struct nvmlGpuInstance_st *nvmlGpuInstance_t;
+typedef struct nvmlComputeInstance_st *nvmlComputeInstance_t;
 
 /* Buffer sizes the header guarantees to be enough. */
 #define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
@@ -166,6 +168,85 @@ typedef struct {
   unsigned long long memorySizeMB;
 } nvmlDeviceAttributes_t;
 
+/* MIG GPU-instance profiles (NVML_GPU_INSTANCE_PROFILE_*): the values callers pass as `profile`. */
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE 0x0
+#define NVML_GPU_INSTANCE_PROFILE_2_SLICE 0x1
+#define NVML_GPU_INSTANCE_PROFILE_3_SLICE 0x2
+#define NVML_GPU_INSTANCE_PROFILE_4_SLICE 0x3
+#define NVML_GPU_INSTANCE_PROFILE_7_SLICE 0x4
+#define NVML_GPU_INSTANCE_PROFILE_8_SLICE 0x5
+#define NVML_GPU_INSTANCE_PROFILE_6_SLICE 0x6
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1 0x7 /* 1 slice with the media engines ("+me") */
+#define NVML_GPU_INSTANCE_PROFILE_COUNT 0x12
+
+/* MIG compute-instance profiles (NVML_COMPUTE_INSTANCE_PROFILE_*) and engine profiles. */
+#define NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE 0x0
+#define NVML_COMPUTE_INSTANCE_PROFILE_2_SLICE 0x1
+#define NVML_COMPUTE_INSTANCE_PROFILE_3_SLICE 0x2
+#define NVML_COMPUTE_INSTANCE_PROFILE_4_SLICE 0x3
+#define NVML_COMPUTE_INSTANCE_PROFILE_7_SLICE 0x4
+#define NVML_COMPUTE_INSTANCE_PROFILE_8_SLICE 0x5
+#define NVML_COMPUTE_INSTANCE_PROFILE_6_SLICE 0x6
+#define NVML_COMPUTE_INSTANCE_PROFILE_COUNT 0x9
+#define NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED 0x0
+#define NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT 0x1
+
+/* nvmlGpuInstancePlacement_t: memory slices {start, size} */
+typedef struct {
+  unsigned int start;
+  unsigned int size;
+} nvmlGpuInstancePlacement_t;
+
+/* nvmlComputeInstancePlacement_t: compute slices within the GPU instance {start, size} */
+typedef struct {
+  unsigned int start;
+  unsigned int size;
+} nvmlComputeInstancePlacement_t;
+
+/* nvmlGpuInstanceProfileInfo_t: the unversioned (v1) layout nvmlDeviceGetGpuInstanceProfileInfo fills. */
+typedef struct {
+  unsigned int id; /* the profile's id within the device: what nvmlGpuInstanceInfo_t.profileId holds */
+  unsigned int isP2pSupported;
+  unsigned int sliceCount;
+  unsigned int instanceCount;
+  unsigned int multiprocessorCount;
+  unsigned int copyEngineCount;
+  unsigned int decoderCount;
+  unsigned int encoderCount;
+  unsigned int jpegCount;
+  unsigned int ofaCount;
+  unsigned long long memorySizeMB; /* 8-aligned: right after the ten unsigned ints, no padding */
+} nvmlGpuInstanceProfileInfo_t;
+
+typedef struct {
+  nvmlDevice_t device; /* the parent GPU */
+  unsigned int id;
+  unsigned int profileId;
+  nvmlGpuInstancePlacement_t placement;
+} nvmlGpuInstanceInfo_t;
+
+/* nvmlComputeInstanceProfileInfo_t: the unversioned (v1) layout, nine unsigned ints. */
+typedef struct {
+  unsigned int id;
+  unsigned int sliceCount;
+  unsigned int instanceCount;
+  unsigned int multiprocessorCount;
+  unsigned int sharedCopyEngineCount;
+  unsigned int sharedDecoderCount;
+  unsigned int sharedEncoderCount;
+  unsigned int sharedJpegCount;
+  unsigned int sharedOfaCount;
+} nvmlComputeInstanceProfileInfo_t;
+
+/* What nvmlComputeInstanceGetInfo_v2 fills. */
+typedef struct {
+  nvmlDevice_t device; /* the parent GPU */
+  nvmlGpuInstance_t gpuInstance;
+  unsigned int id;
+  unsigned int profileId;
+  nvmlComputeInstancePlacement_t placement;
+} nvmlComputeInstanceInfo_t;
+
 /* Layout pins: sizes and offsets from the reference (checked there with gcc offsetof and koffi). */
 _Static_assert(sizeof(nvmlReturn_t) == 4, "nvmlReturn_t is 4 bytes");
 _Static_assert(sizeof(nvmlDevice_t) == 8, "handles are 8-byte pointers (LP64 only)");
@@ -216,5 +297,27 @@ _Static_assert(offsetof(nvmlEventData_t, computeInstanceId) == 28, "nvmlEventDat
 _Static_assert(sizeof(nvmlDeviceAttributes_t) == 40, "nvmlDeviceAttributes_t");
 _Static_assert(offsetof(nvmlDeviceAttributes_t, computeInstanceSliceCount) == 28, "attrs.ciSlices");
 _Static_assert(offsetof(nvmlDeviceAttributes_t, memorySizeMB) == 32, "attrs.memorySizeMB");
+
+_Static_assert(sizeof(nvmlGpuInstancePlacement_t) == 8, "nvmlGpuInstancePlacement_t");
+_Static_assert(sizeof(nvmlComputeInstancePlacement_t) == 8, "nvmlComputeInstancePlacement_t");
+
+_Static_assert(sizeof(nvmlGpuInstanceProfileInfo_t) == 48, "nvmlGpuInstanceProfileInfo_t");
+_Static_assert(offsetof(nvmlGpuInstanceProfileInfo_t, sliceCount) == 8, "giProfile.sliceCount");
+_Static_assert(offsetof(nvmlGpuInstanceProfileInfo_t, ofaCount) == 36, "giProfile.ofaCount");
+_Static_assert(offsetof(nvmlGpuInstanceProfileInfo_t, memorySizeMB) == 40, "giProfile.memorySizeMB");
+
+_Static_assert(sizeof(nvmlGpuInstanceInfo_t) == 24, "nvmlGpuInstanceInfo_t");
+_Static_assert(offsetof(nvmlGpuInstanceInfo_t, id) == 8, "giInfo.id");
+_Static_assert(offsetof(nvmlGpuInstanceInfo_t, profileId) == 12, "giInfo.profileId");
+_Static_assert(offsetof(nvmlGpuInstanceInfo_t, placement) == 16, "giInfo.placement");
+
+_Static_assert(sizeof(nvmlComputeInstanceProfileInfo_t) == 36, "nvmlComputeInstanceProfileInfo_t");
+_Static_assert(offsetof(nvmlComputeInstanceProfileInfo_t, sharedOfaCount) == 32, "ciProfile.sharedOfaCount");
+
+_Static_assert(sizeof(nvmlComputeInstanceInfo_t) == 32, "nvmlComputeInstanceInfo_t");
+_Static_assert(offsetof(nvmlComputeInstanceInfo_t, gpuInstance) == 8, "ciInfo.gpuInstance");
+_Static_assert(offsetof(nvmlComputeInstanceInfo_t, id) == 16, "ciInfo.id");
+_Static_assert(offsetof(nvmlComputeInstanceInfo_t, profileId) == 20, "ciInfo.profileId");
+_Static_assert(offsetof(nvmlComputeInstanceInfo_t, placement) == 24, "ciInfo.placement");
 
 #endif

@@ -88,6 +88,12 @@ static const char *const known_functions[] = {
     "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
     "nvmlDeviceIsMigDeviceHandle",
     "nvmlDeviceGetAttributes_v2",
+    "nvmlDeviceGetGpuInstanceProfileInfo",
+    "nvmlDeviceGetGpuInstanceById",
+    "nvmlGpuInstanceGetInfo",
+    "nvmlGpuInstanceGetComputeInstanceById",
+    "nvmlGpuInstanceGetComputeInstanceProfileInfo",
+    "nvmlComputeInstanceGetInfo_v2",
     "nvmlDeviceGetTopologyCommonAncestor",
     "nvmlDeviceGetP2PStatus",
     "nvmlDeviceGetNvLinkState",
@@ -879,6 +885,75 @@ static int load_events(loader *ld, const json_value *root, mock_state *s) {
 
 /* ---- cross checks ---- */
 
+static size_t links_between(const mock_gpu *g, size_t peer) {
+  size_t n = 0;
+  for (size_t k = 0; k < g->nvlink_count; k++) n += (size_t)g->nvlink_peers[k] == peer;
+  return n;
+}
+
+/*
+ * An NVLink has two ends: GPU i listing n links to GPU j needs GPU j to list n links to GPU i, or
+ * the two GPUs would disagree about their own connection (P2P status, link state, remote PCI info).
+ */
+static int check_nvlink_symmetry(loader *ld, const json_value *devices, const mock_state *s) {
+  const json_value *d = devices != NULL ? devices->as.children.first : NULL;
+  for (size_t i = 0; i < s->gpu_count; i++, d = d->next) {
+    for (size_t j = 0; j < s->gpu_count; j++) {
+      size_t here = links_between(&s->gpus[i], j), there = links_between(&s->gpus[j], i);
+      if (here <= there) continue; /* a shortfall on i's side is reported from j's */
+      char path[48];
+      snprintf(path, sizeof path, "devices[%zu].nvlinkPeers", i);
+      load_error(ld, json_member(d, "nvlinkPeers"), path,
+                 "%zu link(s) to device %zu, but devices[%zu].nvlinkPeers has %zu link(s) to device %zu: "
+                 "NVLink is symmetric, list every link on both GPUs",
+                 here, j, j, there, i);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The GPU-instance part of a MIG profile: "3g.20gb" of "1c.3g.20gb", "1g.10gb+me" of itself. */
+static const char *gpu_instance_part(const mock_mig *m) {
+  const char *c = strchr(m->profile, 'c');
+  const char *g = strchr(m->profile, 'g');
+  return c != NULL && c < g ? strchr(m->profile, '.') + 1 : m->profile;
+}
+
+/*
+ * MIG devices with the same giId are compute instances of one GPU instance: same GPU-instance slices
+ * and memory (the same "<G>g.<N>gb", with or without "+me"), and their compute slices must fit in it.
+ */
+static int check_gpu_instances(loader *ld, const json_value *d, const char *path, const mock_gpu *g) {
+  const json_value *list = json_member(d, "migDevices");
+  const json_value *item = list != NULL && list->type == JSON_ARRAY ? list->as.children.first : NULL;
+  for (size_t k = 0; k < g->mig_count; k++, item = item != NULL ? item->next : NULL) {
+    const mock_mig *m = &g->migs[k];
+    unsigned int used = m->ci_slices;
+    for (size_t j = 0; j < k; j++) {
+      const mock_mig *other = &g->migs[j];
+      if (other->gi_id != m->gi_id) continue;
+      if (other->memory_mib != m->memory_mib || strcmp(gpu_instance_part(other), gpu_instance_part(m)) != 0) {
+        char where[96];
+        index_path(where, sizeof where, path, "migDevices", k);
+        load_error(ld, item, where,
+                   "giId %u is the GPU instance of migDevices[%zu] (%s, %llu MiB) but this one is %s, %llu MiB",
+                   m->gi_id, j, other->profile, other->memory_mib, m->profile, m->memory_mib);
+        return -1;
+      }
+      used += other->ci_slices;
+    }
+    if (used > m->gi_slices) {
+      char where[96];
+      index_path(where, sizeof where, path, "migDevices", k);
+      load_error(ld, item, where, "the compute instances of GPU instance %u need %u compute slices; it has %u",
+                 m->gi_id, used, m->gi_slices);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* UUIDs (GPU and MIG alike) and PCI addresses must be unique, NVLink peers must exist. */
 static int check_cross_references(loader *ld, const json_value *devices, const mock_state *s) {
   const char *uuids[MOCK_MAX_GPUS * (1 + MOCK_MAX_MIG_DEVICES)];
@@ -912,8 +987,9 @@ static int check_cross_references(loader *ld, const json_value *devices, const m
         return -1;
       }
     }
+    if (check_gpu_instances(ld, d, path, g) != 0) return -1;
   }
-  return 0;
+  return check_nvlink_symmetry(ld, devices, s);
 }
 
 mock_state *state_load(const char *file, const char *text, size_t length, char *error, size_t error_size) {

@@ -99,8 +99,8 @@ export class MockNode {
   }
 
   /**
-   * A fake host /sys and /proc for this node, written from the state: each GPU's NUMA node and the
-   * MIG capability minors, as the inventory reads them on a real host.
+   * A fake host /sys and /proc for this node: each GPU's NUMA node (from the state) and the driver's
+   * MIG capability minors table, as the inventory (and NVIDIA's plugin) read them on a real host.
    */
   get hostPaths(): HostPaths {
     return { sysfsRoot: path.join(this.dir, 'sys'), procRoot: path.join(this.dir, 'proc') };
@@ -144,21 +144,15 @@ export class MockNode {
 
   private async writeHostFiles(): Promise<void> {
     const { sysfsRoot, procRoot } = this.hostPaths;
-    const minors: string[] = [];
-    let nextMinor = 1;
-    for (const [index, device] of this.current.devices.entries()) {
+    for (const device of this.current.devices) {
       if (!device.pciBusId) continue; // the mock makes one up; the inventory then finds no NUMA node
       const dir = path.join(sysfsRoot, 'bus/pci/devices', toSysfsBusId(device.pciBusId));
       await mkdir(dir, { recursive: true });
       await writeFile(path.join(dir, 'numa_node'), `${device.numaNode ?? -1}\n`);
-      for (const mig of device.migDevices ?? []) {
-        const gpu = device.minor ?? index;
-        minors.push(`gpu${gpu}/gi${mig.giId}/access ${nextMinor++}`);
-        minors.push(`gpu${gpu}/gi${mig.giId}/ci${mig.ciId}/access ${nextMinor++}`);
-      }
     }
+    if (this.writes > 0) return; // mig-minors does not depend on the state: written once
     await mkdir(path.join(procRoot, 'driver/nvidia-caps'), { recursive: true });
-    await writeFile(path.join(procRoot, 'driver/nvidia-caps/mig-minors'), `${minors.join('\n')}\n`);
+    await writeFile(path.join(procRoot, 'driver/nvidia-caps/mig-minors'), migMinorsTable());
   }
 
   private async write(): Promise<void> {
@@ -167,4 +161,21 @@ export class MockNode {
     await writeFile(tmp, `${JSON.stringify(this.current, null, 2)}\n`);
     await rename(tmp, this.statePath);
   }
+}
+
+/**
+ * `/proc/driver/nvidia-caps/mig-minors` as the NVIDIA driver writes it, whatever GPUs are present:
+ * `config 1`, `monitor 2`, then for each GPU minor 0-31 and GPU instance 0-14 its access minor followed
+ * by those of compute instances 0-7, numbered on (up to `gpu31/gi14/ci7/access 4322`).
+ */
+function migMinorsTable(): string {
+  const lines = ['config 1', 'monitor 2'];
+  let minor = 3;
+  for (let gpu = 0; gpu < 32; gpu++) {
+    for (let gi = 0; gi < 15; gi++) {
+      lines.push(`gpu${gpu}/gi${gi}/access ${minor++}`);
+      for (let ci = 0; ci < 8; ci++) lines.push(`gpu${gpu}/gi${gi}/ci${ci}/access ${minor++}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -136,6 +136,66 @@ function crossCheck(devices: readonly MockDeviceState[]): string[] {
     });
     if (device.migEnabled && device.migCapable === false)
       errors.push(`devices[${index}].migEnabled: MIG cannot be enabled on a GPU that is not MIG-capable`);
+    // the mock checks instances only once their ids are unique
+    if (instances.size === (device.migDevices ?? []).length)
+      errors.push(...gpuInstanceConflicts(device, index));
+  });
+  return [...errors, ...nvlinkAsymmetries(devices)];
+}
+
+/** An NVLink has two ends: GPU i listing n links to GPU j needs GPU j to list n links to GPU i. */
+function nvlinkAsymmetries(devices: readonly MockDeviceState[]): string[] {
+  const links = (device: MockDeviceState, peer: number) =>
+    (device.nvlinkPeers ?? []).filter((p) => p === peer).length;
+  const errors: string[] = [];
+  devices.forEach((device, i) => {
+    devices.forEach((other, j) => {
+      const here = links(device, j);
+      const there = links(other, i);
+      if (here > there)
+        errors.push(
+          `devices[${i}].nvlinkPeers: ${here} link(s) to device ${j}, but devices[${j}].nvlinkPeers has ` +
+            `${there} link(s) to device ${i}: NVLink is symmetric, list every link on both GPUs`,
+        );
+    });
+  });
+  return errors;
+}
+
+/**
+ * MIG devices with the same giId are compute instances of one GPU instance: the same "<G>g.<N>gb" part
+ * and memory, and their compute slices fit in G.
+ */
+function gpuInstanceConflicts(device: MockDeviceState, index: number): string[] {
+  const migs = (device.migDevices ?? []).map((mig, slot) => {
+    const [, c, g, gb] = PROFILE.exec(mig.profile)!;
+    return {
+      profile: mig.profile,
+      gpuInstance: mig.profile.replace(/^\d+c\./, ''),
+      giId: mig.giId ?? slot + 1,
+      giSlices: Number(g),
+      ciSlices: c === undefined ? Number(g) : Number(c),
+      memoryMiB: mig.memoryMiB ?? Number(gb) * 1024,
+    };
+  });
+  const errors: string[] = [];
+  migs.forEach((mig, k) => {
+    const where = `devices[${index}].migDevices[${k}]`;
+    const siblings = migs.slice(0, k).filter((other) => other.giId === mig.giId);
+    const first = siblings[0];
+    if (first && (first.gpuInstance !== mig.gpuInstance || first.memoryMiB !== mig.memoryMiB)) {
+      const j = migs.indexOf(first);
+      errors.push(
+        `${where}: giId ${mig.giId} is the GPU instance of migDevices[${j}] (${first.profile}, ` +
+          `${first.memoryMiB} MiB) but this one is ${mig.profile}, ${mig.memoryMiB} MiB`,
+      );
+      return;
+    }
+    const used = siblings.reduce((sum, other) => sum + other.ciSlices, mig.ciSlices);
+    if (used > mig.giSlices)
+      errors.push(
+        `${where}: the compute instances of GPU instance ${mig.giId} need ${used} compute slices; it has ${mig.giSlices}`,
+      );
   });
   return errors;
 }

@@ -99,17 +99,18 @@ describe('NVML binding on the mock library', () => {
 
   it('reads topology: NVLink peers and PCIe common ancestors', async () => {
     const state = twoGpuState();
-    state.devices[1]!.nvlinkPeers = [];
+    // GPUs 0 and 1 have two NVLinks between them; GPU 2 has none
+    state.devices.push({ uuid: 'GPU-33333333-3333-3333-3333-333333333333', pciBusId: '00000000:47:00.0' });
     const errors: NvmlError[] = [];
     opened = await openMockNvml(state, { onError: (e) => errors.push(e) });
     const { nvml } = opened;
-    const [a, b] = [nvml.deviceByIndex(0), nvml.deviceByIndex(1)];
+    const [a, b, c] = [nvml.deviceByIndex(0), nvml.deviceByIndex(1), nvml.deviceByIndex(2)];
     expect(nvml.nvlinkState(a, 0)).toBe('active');
     expect(nvml.nvlinkState(a, 1)).toBe('active');
     expect(nvml.nvlinkState(a, 2)).toBe('inactive');
     // Past the driver's last link, and on a GPU without NVLink: answers, not errors.
     expect(nvml.nvlinkState(a, 1000)).toBe('absent');
-    expect(nvml.nvlinkState(b, 0)).toBe('absent');
+    expect(nvml.nvlinkState(c, 0)).toBe('absent');
     expect(errors).toEqual([]);
     expect(nvml.nvlinkRemoteBusId(a, 0)).toBe('0000:0f:00.0');
     expect(nvml.topologyCommonAncestor(a, a)).toBe(TopologyLevel.INTERNAL);

@@ -51,7 +51,7 @@ describe('inventoryFromMockState', () => {
         computeCapability: [9, 0],
         migEnabled: true,
         numaNode: 1,
-        nvlinkPeers: [0, 2, 2],
+        nvlinkPeers: [0, 1, 1], // the links to GPU 1 are left out: it is lost
         migDevices: [
           { uuid: 'MIG-a', giId: 3, ciId: 0, profile: '1c.2g.20gb', memoryMiB: 19968, multiprocessors: 16 },
           // Every optional field left to the mock's defaults.
@@ -59,6 +59,8 @@ describe('inventoryFromMockState', () => {
         ],
       },
     );
+    state.devices[0]!.nvlinkPeers = [1, 1, 3]; // NVLink is symmetric: both ends list each link
+    state.devices[1]!.nvlinkPeers = [0, 0, 3, 3];
     state.devices[1]!.lost = true;
     const { inventory, migMinors } = await throughBinding(state);
     expect(inventory.problems).toHaveLength(1);
@@ -151,6 +153,39 @@ describe('inventoryFromMockState', () => {
         ],
       },
       ['s.json: devices[0].migDevices[1]: giId 2 / ciId 0 is already used by migDevices[0]'],
+    ],
+    [
+      {
+        devices: [
+          { uuid: 'GPU-0', nvlinkPeers: [1, 1] },
+          { uuid: 'GPU-1', nvlinkPeers: [0] },
+        ],
+      },
+      [
+        's.json: devices[0].nvlinkPeers: 2 link(s) to device 1, but devices[1].nvlinkPeers has 1 link(s) ' +
+          'to device 0: NVLink is symmetric, list every link on both GPUs',
+      ],
+    ],
+    [
+      {
+        devices: [
+          {
+            uuid: 'GPU-1',
+            migEnabled: true,
+            migDevices: [
+              { uuid: 'MIG-1', giId: 1, ciId: 0, profile: '1c.3g.20gb' },
+              { uuid: 'MIG-2', giId: 1, ciId: 1, profile: '1c.2g.20gb' },
+              { uuid: 'MIG-3', giId: 2, ciId: 0, profile: '2c.3g.20gb' },
+              { uuid: 'MIG-4', giId: 2, ciId: 1, profile: '2c.3g.20gb' },
+            ],
+          },
+        ],
+      },
+      [
+        's.json: devices[0].migDevices[1]: giId 1 is the GPU instance of migDevices[0] (1c.3g.20gb, 20480 MiB) ' +
+          'but this one is 1c.2g.20gb, 20480 MiB',
+        's.json: devices[0].migDevices[3]: the compute instances of GPU instance 2 need 4 compute slices; it has 3',
+      ],
     ],
     [[], ['s.json: (document): Invalid input: expected object, received array']],
   ])('refuses a malformed state %#', (json, errors) => {

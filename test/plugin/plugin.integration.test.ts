@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MockNvmlState } from '../../src/sim/mock-node.js';
+import { fixtureNode } from '../helpers/fixture-nodes.js';
 import { usePluginNodes } from '../helpers/plugin-node.js';
 
 const start = usePluginNodes();
@@ -262,13 +263,33 @@ describe('Allocate refusals in the log', () => {
 });
 
 describe('GetPreferredAllocation', () => {
-  it('prefers NVLinked GPUs and honours must-include', async () => {
+  it('honours must-include and keeps pairs that share NVLink and a NUMA node together', async () => {
     const { kubelet } = await start(fourGpuState());
     await kubelet.waitFor(registered(GPU, 4));
     const first = await kubelet.allocate(GPU, 2, { mustInclude: [uuid(2)] });
     expect(first.deviceIds.sort()).toEqual([uuid(2), uuid(3)]);
     const second = await kubelet.allocate(GPU, 2);
     expect(second.deviceIds.sort()).toEqual([uuid(0), uuid(1)]);
+  });
+
+  it('prefers NVLink over a shared PCIe switch and NUMA node (NVLink pairs cross NUMA nodes)', async () => {
+    // GPUs 0 and 1 share NUMA node 0 and a PCIe switch, 2 and 3 NUMA node 1 and another switch;
+    // the NVLink pairs are (0, 2) and (1, 3): only NVLink can make 0 choose 2.
+    const state = await fixtureNode('nvlink-across-numa');
+    const gpus = state.devices.map((d) => d.uuid);
+    const { kubelet } = await start(state);
+    await kubelet.waitFor(registered(GPU, 4));
+    const first = await kubelet.allocate(GPU, 2, { mustInclude: [gpus[0]!] });
+    expect(first.deviceIds).toEqual([gpus[0], gpus[2]]);
+    const second = await kubelet.allocate(GPU, 2);
+    expect(second.deviceIds.sort()).toEqual([gpus[1], gpus[3]]);
+    kubelet.release(GPU, [...first.deviceIds, ...second.deviceIds]);
+    // Nothing must-included: of the six pairs, an NVLinked one.
+    const third = await kubelet.allocate(GPU, 2);
+    expect([
+      [gpus[0], gpus[2]],
+      [gpus[1], gpus[3]],
+    ]).toContainEqual(third.deviceIds.sort());
   });
 
   it('still answers when a GPU is lost, and that GPU turns Unhealthy while the others stay Healthy', async () => {

@@ -232,6 +232,37 @@ describe('Allocate', () => {
   });
 });
 
+describe('Allocate refusals', () => {
+  const replicas = 'sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}';
+
+  it('refuses a device that turned Unhealthy with FAILED_PRECONDITION naming it, and serves the others', async () => {
+    const { kubelet, node } = await start('dgx-a100', { config: replicas });
+    await kubelet.waitFor(registered(GPU, 16));
+    const [healthy, victim] = [node.state.devices[0]!.uuid, node.state.devices[3]!.uuid];
+    await node.injectEvent({ uuid: victim, xid: 48 });
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.filter((d) => d.health === 'Unhealthy').length === 2, {
+      timeoutMs: 10_000,
+    });
+    // Kubelet acting on a list from before the Xid: the replica's GPU is Unhealthy, so is the replica.
+    await expect(kubelet.allocateIds(GPU, [`${healthy}::0`, `${victim}::1`])).rejects.toThrow(
+      new RegExp(`FAILED_PRECONDITION: device ${victim}::1 of nvidia.com/gpu is Unhealthy`),
+    );
+    expect(kubelet.resource(GPU)!.allocated).toEqual([]);
+    const { response } = await kubelet.allocateIds(GPU, [`${healthy}::0`]);
+    expect(response.envs).toMatchObject({ NVIDIA_VISIBLE_DEVICES: healthy });
+  });
+
+  it('refuses a request naming one device twice with INVALID_ARGUMENT', async () => {
+    const { kubelet, node } = await start('single-t4', { config: replicas });
+    await kubelet.waitFor(registered(GPU, 2));
+    const replica = `${node.state.devices[0]!.uuid}::1`;
+    await expect(kubelet.allocateIds(GPU, [replica, `${replica.slice(0, -1)}0`, replica])).rejects.toThrow(
+      new RegExp(`INVALID_ARGUMENT: invalid request: device ${replica} requested twice`),
+    );
+    expect(kubelet.resource(GPU)!.allocated).toEqual([]);
+  });
+});
+
 describe('Allocate refusals in the log', () => {
   it('a refused 200 KB ID is logged once and cut short, in the log and in the error kubelet gets', async () => {
     const { kubelet, logs } = await start('single-t4');

@@ -54,7 +54,7 @@ describe('registration and ListAndWatch', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(pluginNode.agent.manager.ready).toBe(false);
     const kubelet = await pluginNode.startKubelet();
-    await kubelet.waitFor(registered(GPU, 1), { timeoutMs: 3000 });
+    await kubelet.waitFor(registered(GPU, 1), { timeoutMs: 10_000 });
     expect(pluginNode.agent.manager.ready).toBe(true);
   });
 

@@ -23,6 +23,7 @@ for (const file of process.argv.slice(2)) {
     .flatMap((result) => result.assertionResults);
   const ran = checks.filter((check) => check.status === 'passed' || check.status === 'failed').length;
   console.log(`${runtime}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`);
-  console.log(`${runtime}: container checks: ${ran} ran, ${checks.length - ran} skipped`);
+  if (checks.length > 0)
+    console.log(`${runtime}: container checks: ${ran} ran, ${checks.length - ran} skipped`);
 }
 console.log(`${passed} passed, ${failed} failed`);

@@ -653,11 +653,12 @@ NVML_API nvmlReturn_t nvmlDeviceGetNumaNodeId(nvmlDevice_t device, unsigned int 
 /* ---- memory and processes ---- */
 
 /*
- * Visits the processes a handle reports: a MIG handle its MIG device's; a GPU its own, plus, while
- * MIG is enabled, every MIG device's (NVML's aggregate view). Writes up to `capacity` entries into
- * `out` (may be NULL) and returns how many there are in all; `used_mib` gets their memory sum.
+ * Visits the processes a handle reports in the NVML lists `lists` (MOCK_PROCESS_* bits): a MIG handle
+ * its MIG device's; a GPU its own, plus, while MIG is enabled, every MIG device's (NVML's aggregate
+ * view). Writes up to `capacity` entries into `out` (may be NULL) and returns how many there are in
+ * all; `used_mib` gets their memory sum.
  */
-static size_t collect_processes(const target *t, nvmlProcessInfo_t *out, size_t capacity,
+static size_t collect_processes(const target *t, unsigned int lists, nvmlProcessInfo_t *out, size_t capacity,
                                 unsigned long long *used_mib) {
   size_t n = 0;
   unsigned long long used = 0;
@@ -667,7 +668,8 @@ static size_t collect_processes(const target *t, nvmlProcessInfo_t *out, size_t 
     const mock_mig *mig = only != NULL ? only : group == 0 ? NULL : &t->gpu->migs[group - 1];
     const mock_process *list = mig != NULL ? mig->processes : t->gpu->processes;
     size_t count = mig != NULL ? mig->process_count : t->gpu->process_count;
-    for (size_t i = 0; i < count; i++, n++) {
+    for (size_t i = 0; i < count; i++) {
+      if ((list[i].lists & lists) == 0) continue;
       used += list[i].used_mib;
       if (out != NULL && n < capacity) {
         out[n].pid = list[i].pid;
@@ -675,17 +677,32 @@ static size_t collect_processes(const target *t, nvmlProcessInfo_t *out, size_t 
         out[n].gpuInstanceId = mig != NULL ? mig->gi_id : NVML_NO_INSTANCE;
         out[n].computeInstanceId = mig != NULL ? mig->ci_id : NVML_NO_INSTANCE;
       }
+      n++;
     }
   }
   if (used_mib != NULL) *used_mib = used;
   return n;
 }
 
-static void memory_of(const target *t, unsigned long long *total, unsigned long long *used) {
+#define ALL_PROCESS_LISTS (MOCK_PROCESS_COMPUTE | MOCK_PROCESS_GRAPHICS | MOCK_PROCESS_MPS)
+
+/*
+ * Memory as nvml.h's structs describe it: `reserved` is the driver's own; free = total - reserved -
+ * allocated (each process counted once); v2's `used` is the allocated memory, v1's adds the reserved.
+ */
+static void memory_of(const target *t, unsigned long long *total, unsigned long long *reserved,
+                      unsigned long long *allocated) {
   unsigned long long used_mib = 0;
-  collect_processes(t, NULL, 0, &used_mib);
+  collect_processes(t, ALL_PROCESS_LISTS, NULL, 0, &used_mib);
   *total = (t->m != NULL ? t->m->memory_mib : t->gpu->memory_mib) * 1024ULL * 1024ULL;
-  *used = used_mib * 1024ULL * 1024ULL;
+  *reserved = (t->m != NULL ? 0 : t->gpu->reserved_mib) * 1024ULL * 1024ULL;
+  *allocated = used_mib * 1024ULL * 1024ULL;
+}
+
+static unsigned long long free_memory(unsigned long long total, unsigned long long reserved,
+                                      unsigned long long allocated) {
+  unsigned long long taken = reserved + allocated;
+  return taken < total ? total - taken : 0;
 }
 
 static nvmlReturn_t memory_locked(nvmlDevice_t device, nvmlMemory_t *memory) {
@@ -693,11 +710,11 @@ static nvmlReturn_t memory_locked(nvmlDevice_t device, nvmlMemory_t *memory) {
   nvmlReturn_t rc = enter_device("nvmlDeviceGetMemoryInfo", device, &t);
   if (rc != NVML_SUCCESS) return rc;
   if (memory == NULL) return NVML_ERROR_INVALID_ARGUMENT;
-  unsigned long long total, used;
-  memory_of(&t, &total, &used);
+  unsigned long long total, reserved, allocated;
+  memory_of(&t, &total, &reserved, &allocated);
   memory->total = total;
-  memory->used = used;
-  memory->free = used < total ? total - used : 0;
+  memory->used = allocated + reserved; /* v1: "Sum of Reserved and Allocated device memory" */
+  memory->free = free_memory(total, reserved, allocated);
   return NVML_SUCCESS;
 }
 
@@ -711,12 +728,12 @@ static nvmlReturn_t memory_v2_locked(nvmlDevice_t device, nvmlMemory_v2_t *memor
   if (rc != NVML_SUCCESS) return rc;
   if (memory == NULL) return NVML_ERROR_INVALID_ARGUMENT;
   if (memory->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
-  unsigned long long total, used;
-  memory_of(&t, &total, &used);
+  unsigned long long total, reserved, allocated;
+  memory_of(&t, &total, &reserved, &allocated);
   memory->total = total;
-  memory->reserved = 0;
-  memory->used = used;
-  memory->free = used < total ? total - used : 0;
+  memory->reserved = reserved;
+  memory->used = allocated;
+  memory->free = free_memory(total, reserved, allocated);
   return NVML_SUCCESS;
 }
 
@@ -724,14 +741,14 @@ NVML_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory
   LOCKED(memory_v2_locked(device, memory));
 }
 
-/* The size-then-fill protocol of NVML's process queries. */
-static nvmlReturn_t running_processes_locked(const char *function, nvmlDevice_t device, unsigned int *count,
-                                             nvmlProcessInfo_t *infos) {
+/* The size-then-fill protocol of NVML's process queries; `lists` picks compute, graphics or MPS. */
+static nvmlReturn_t running_processes_locked(const char *function, unsigned int lists, nvmlDevice_t device,
+                                             unsigned int *count, nvmlProcessInfo_t *infos) {
   target t;
   nvmlReturn_t rc = enter_device(function, device, &t);
   if (rc != NVML_SUCCESS) return rc;
   if (count == NULL) return NVML_ERROR_INVALID_ARGUMENT;
-  size_t needed = collect_processes(&t, NULL, 0, NULL);
+  size_t needed = collect_processes(&t, lists, NULL, 0, NULL);
   if (needed == 0) {
     *count = 0;
     return NVML_SUCCESS;
@@ -741,25 +758,45 @@ static nvmlReturn_t running_processes_locked(const char *function, nvmlDevice_t 
     return NVML_ERROR_INSUFFICIENT_SIZE;
   }
   if (infos == NULL) return NVML_ERROR_INVALID_ARGUMENT;
-  collect_processes(&t, infos, needed, NULL);
+  collect_processes(&t, lists, infos, needed, NULL);
   *count = (unsigned int)needed;
   return NVML_SUCCESS;
 }
 
+/* _v2 fills the same 24-byte nvmlProcessInfo_v2_t as _v3; the legacy build has only _v2. */
+#define PROCESS_QUERY(name, lists)                                                                        \
+  NVML_API nvmlReturn_t name(nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos) {   \
+    LOCKED(running_processes_locked(__func__, lists, device, infoCount, infos));                         \
+  }
+
+PROCESS_QUERY(nvmlDeviceGetComputeRunningProcesses_v2, MOCK_PROCESS_COMPUTE)
+PROCESS_QUERY(nvmlDeviceGetGraphicsRunningProcesses_v2, MOCK_PROCESS_GRAPHICS)
+PROCESS_QUERY(nvmlDeviceGetMPSComputeRunningProcesses_v2, MOCK_PROCESS_MPS)
 #ifndef MOCK_NVML_LEGACY
-NVML_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount,
-                                                               nvmlProcessInfo_t *infos) {
-  LOCKED(running_processes_locked(__func__, device, infoCount, infos));
-}
+PROCESS_QUERY(nvmlDeviceGetComputeRunningProcesses_v3, MOCK_PROCESS_COMPUTE)
+PROCESS_QUERY(nvmlDeviceGetGraphicsRunningProcesses_v3, MOCK_PROCESS_GRAPHICS)
+PROCESS_QUERY(nvmlDeviceGetMPSComputeRunningProcesses_v3, MOCK_PROCESS_MPS)
 #endif
 
-/* _v2 fills the same 24-byte nvmlProcessInfo_v2_t as _v3; the legacy build has only this one. */
-NVML_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int *infoCount,
-                                                               nvmlProcessInfo_t *infos) {
-  LOCKED(running_processes_locked(__func__, device, infoCount, infos));
+#ifndef MOCK_NVML_LEGACY
+/*
+ * When the driver's newest utilisation sample of this GPU was taken (µs since the epoch). Without a
+ * sampling period: when this state version was loaded. With one: the latest multiple of the period,
+ * but never before the version was loaded (its processes did not exist earlier).
+ */
+static unsigned long long newest_sample_us(const mock_gpu *g) {
+  if (g->sample_period_ms == 0) return g_loaded_at_us;
+  unsigned long long now_us = (unsigned long long)(realtime_ns() / 1000);
+  unsigned long long period_us = (unsigned long long)g->sample_period_ms * 1000ULL;
+  unsigned long long boundary = now_us - now_us % period_us;
+  return boundary > g_loaded_at_us ? boundary : g_loaded_at_us;
 }
 
-#ifndef MOCK_NVML_LEGACY
+/* nvml.h: a sample for each process "that had some non-zero utilization during the last sample period" */
+static int busy(const mock_process *p) {
+  return p->sm_util != 0 || p->mem_util != 0 || p->enc_util != 0 || p->dec_util != 0;
+}
+
 static nvmlReturn_t process_utilization_locked(nvmlDevice_t device, nvmlProcessUtilizationSample_t *samples,
                                                unsigned int *count, unsigned long long last_seen) {
   target t;
@@ -767,21 +804,25 @@ static nvmlReturn_t process_utilization_locked(nvmlDevice_t device, nvmlProcessU
   if (rc != NVML_SUCCESS) return rc;
   if (count == NULL) return NVML_ERROR_INVALID_ARGUMENT;
   if (t.m != NULL || t.gpu->mig_enabled) return NVML_ERROR_NOT_SUPPORTED;
-  /* one sample per process, stamped with the time this state version was loaded */
-  size_t n = last_seen < g_loaded_at_us ? t.gpu->process_count : 0;
-  if (n == 0) return NVML_ERROR_NOT_FOUND;
+  unsigned long long stamp = newest_sample_us(t.gpu);
+  size_t n = 0;
+  for (size_t i = 0; stamp > last_seen && i < t.gpu->process_count; i++) n += busy(&t.gpu->processes[i]);
+  if (n == 0) return NVML_ERROR_NOT_FOUND; /* nothing newer than lastSeenTimeStamp */
   if (samples == NULL || *count < n) {
     *count = (unsigned int)n;
     return NVML_ERROR_INSUFFICIENT_SIZE;
   }
-  for (size_t i = 0; i < n; i++) {
+  size_t k = 0;
+  for (size_t i = 0; i < t.gpu->process_count; i++) {
     const mock_process *p = &t.gpu->processes[i];
-    samples[i].pid = p->pid;
-    samples[i].timeStamp = g_loaded_at_us;
-    samples[i].smUtil = p->sm_util;
-    samples[i].memUtil = p->mem_util;
-    samples[i].encUtil = p->enc_util;
-    samples[i].decUtil = p->dec_util;
+    if (!busy(p)) continue;
+    samples[k].pid = p->pid;
+    samples[k].timeStamp = stamp;
+    samples[k].smUtil = p->sm_util;
+    samples[k].memUtil = p->mem_util;
+    samples[k].encUtil = p->enc_util;
+    samples[k].decUtil = p->dec_util;
+    k++;
   }
   *count = (unsigned int)n;
   return NVML_SUCCESS;
@@ -855,6 +896,35 @@ static nvmlReturn_t power_locked(nvmlDevice_t device, unsigned int *power) {
 
 NVML_API nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) {
   LOCKED(power_locked(device, power));
+}
+
+static nvmlReturn_t energy_locked(nvmlDevice_t device, unsigned long long *energy) {
+  target t;
+  nvmlReturn_t rc = enter_device("nvmlDeviceGetTotalEnergyConsumption", device, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (energy == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  if (t.m != NULL || !t.gpu->energy_supported) return NVML_ERROR_NOT_SUPPORTED;
+  *energy = t.gpu->energy_mj;
+  return NVML_SUCCESS;
+}
+
+NVML_API nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy) {
+  LOCKED(energy_locked(device, energy));
+}
+
+/* nvmlClockType_t is a C enum (int-sized): GRAPHICS 0, SM 1, MEM 2, VIDEO 3 */
+static nvmlReturn_t clock_locked(nvmlDevice_t device, int type, unsigned int *clock) {
+  target t;
+  nvmlReturn_t rc = enter_device("nvmlDeviceGetClockInfo", device, &t);
+  if (rc != NVML_SUCCESS) return rc;
+  if (clock == NULL || type < 0 || type >= MOCK_CLOCK_TYPES) return NVML_ERROR_INVALID_ARGUMENT;
+  if (t.m != NULL) return NVML_ERROR_NOT_SUPPORTED; /* MIG instances share their GPU's clocks */
+  *clock = t.gpu->clock_mhz[type];
+  return NVML_SUCCESS;
+}
+
+NVML_API nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned int *clock) {
+  LOCKED(clock_locked(device, type, clock));
 }
 
 /* ---- MIG ---- */

@@ -25,6 +25,12 @@
 #define DEFAULT_MEMORY_MIB 16384
 #define DEFAULT_TEMPERATURE_C 40
 #define DEFAULT_POWER_MW 100000
+/* A100's boost SM clock and HBM2e memory clock; the graphics clock follows the SM clock */
+#define DEFAULT_SM_CLOCK_MHZ 1410
+#define DEFAULT_MEMORY_CLOCK_MHZ 1593
+#define DEFAULT_VIDEO_CLOCK_MHZ 1275
+#define MAX_CLOCK_MHZ 100000
+#define MAX_SAMPLE_PERIOD_MS 60000
 /* A MiB count this large is already 1 PiB; it keeps every byte sum far from overflowing 64 bits. */
 #define MAX_MIB (1ULL << 30)
 /* Default pcieSwitch values start here so they never equal a small value a file sets explicitly. */
@@ -63,10 +69,16 @@ static const char *const known_functions[] = {
     "nvmlDeviceGetTemperature",
     "nvmlDeviceGetTemperatureV",
     "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetTotalEnergyConsumption",
+    "nvmlDeviceGetClockInfo",
     "nvmlDeviceGetCudaComputeCapability",
     "nvmlDeviceGetNumaNodeId",
     "nvmlDeviceGetComputeRunningProcesses_v2",
     "nvmlDeviceGetComputeRunningProcesses_v3",
+    "nvmlDeviceGetGraphicsRunningProcesses_v2",
+    "nvmlDeviceGetGraphicsRunningProcesses_v3",
+    "nvmlDeviceGetMPSComputeRunningProcesses_v2",
+    "nvmlDeviceGetMPSComputeRunningProcesses_v3",
     "nvmlDeviceGetProcessUtilization",
     "nvmlDeviceGetMigMode",
     "nvmlDeviceGetMaxMigDeviceCount",
@@ -381,9 +393,31 @@ nvmlReturn_t state_failure(const mock_failures *failures, const char *function) 
 
 /* ---- processes ---- */
 
+/* "compute" (default), "graphics", "compute+graphics" or "mps": the NVML lists the process is in. */
+static int load_process_kind(loader *ld, const json_value *p, const char *entry, unsigned int *lists) {
+  static const struct {
+    const char *name;
+    unsigned int lists;
+  } kinds[] = {{"compute", MOCK_PROCESS_COMPUTE},
+               {"graphics", MOCK_PROCESS_GRAPHICS},
+               {"compute+graphics", MOCK_PROCESS_COMPUTE | MOCK_PROCESS_GRAPHICS},
+               {"mps", MOCK_PROCESS_MPS}};
+  char kind[24];
+  if (get_string(ld, p, "kind", entry, "compute", kind, sizeof kind) != 0) return -1;
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    if (strcmp(kinds[i].name, kind) == 0) {
+      *lists = kinds[i].lists;
+      return 0;
+    }
+  }
+  load_error(ld, json_member(p, "kind"), entry, "kind must be \"compute\", \"graphics\", \"compute+graphics\" or \"mps\"");
+  return -1;
+}
+
 static int load_processes(loader *ld, const json_value *object, const char *path, const mock_process **out,
                           size_t *count) {
-  static const char *const keys[] = {"pid", "usedMemoryMiB", "smUtil", "memUtil", "encUtil", "decUtil", NULL};
+  static const char *const keys[] = {"pid",     "kind",    "usedMemoryMiB", "smUtil",
+                                     "memUtil", "encUtil", "decUtil",       NULL};
   char where[160];
   member_path(where, sizeof where, path, "processes");
   const json_value *v = present(object, "processes");
@@ -417,7 +451,8 @@ static int load_processes(loader *ld, const json_value *object, const char *path
         get_uint(ld, p, "smUtil", entry, 100, 0, &items[n].sm_util) != 0 ||
         get_uint(ld, p, "memUtil", entry, 100, 0, &items[n].mem_util) != 0 ||
         get_uint(ld, p, "encUtil", entry, 100, 0, &items[n].enc_util) != 0 ||
-        get_uint(ld, p, "decUtil", entry, 100, 0, &items[n].dec_util) != 0) {
+        get_uint(ld, p, "decUtil", entry, 100, 0, &items[n].dec_util) != 0 ||
+        load_process_kind(ld, p, entry, &items[n].lists) != 0) {
       return -1;
     }
     items[n].pid = (unsigned int)pid;
@@ -519,12 +554,46 @@ static int load_events_mask(loader *ld, const json_value *v, const char *where, 
   return 0;
 }
 
+/* The monitor's readings: energy counter, clocks, reserved memory, process sampling period. */
+static int load_gpu_readings(loader *ld, const json_value *d, const char *path, mock_gpu *g) {
+  long long energy, reserved;
+  if (get_int(ld, d, "totalEnergyMj", path, 0, LLONG_MAX, 0, &energy) != 0 ||
+      get_int(ld, d, "memoryReservedMiB", path, 0, (long long)g->memory_mib - 1, 0, &reserved) != 0 ||
+      get_uint(ld, d, "processSamplePeriodMs", path, MAX_SAMPLE_PERIOD_MS, 0, &g->sample_period_ms) != 0) {
+    return -1;
+  }
+  g->energy_mj = (unsigned long long)energy;
+  g->reserved_mib = (unsigned long long)reserved;
+  g->energy_supported = g->cc_major >= 7; /* nvml.h: "For Volta or newer fully supported devices" */
+  g->clock_mhz[1] = DEFAULT_SM_CLOCK_MHZ;
+  g->clock_mhz[2] = DEFAULT_MEMORY_CLOCK_MHZ;
+  g->clock_mhz[3] = DEFAULT_VIDEO_CLOCK_MHZ;
+  const json_value *clocks = present(d, "clocksMHz");
+  if (clocks != NULL) {
+    static const char *const clock_keys[] = {"graphics", "sm", "memory", "video", NULL};
+    char where[96];
+    member_path(where, sizeof where, path, "clocksMHz");
+    if (expect(ld, clocks, JSON_OBJECT, where) != 0) return -1;
+    check_keys(ld, clocks, where, clock_keys);
+    if (get_uint(ld, clocks, "sm", where, MAX_CLOCK_MHZ, g->clock_mhz[1], &g->clock_mhz[1]) != 0 ||
+        get_uint(ld, clocks, "memory", where, MAX_CLOCK_MHZ, g->clock_mhz[2], &g->clock_mhz[2]) != 0 ||
+        get_uint(ld, clocks, "video", where, MAX_CLOCK_MHZ, g->clock_mhz[3], &g->clock_mhz[3]) != 0 ||
+        get_uint(ld, clocks, "graphics", where, MAX_CLOCK_MHZ, g->clock_mhz[1], &g->clock_mhz[0]) != 0) {
+      return -1;
+    }
+  } else {
+    g->clock_mhz[0] = g->clock_mhz[1];
+  }
+  return 0;
+}
+
 static int load_gpu(loader *ld, const json_value *d, size_t index, mock_gpu *g) {
   static const char *const keys[] = {
       "uuid",       "name",          "minor",        "pciBusId",       "pciDeviceId",    "pciSubSystemId",
       "memoryTotalMiB", "computeCapability", "utilization", "temperatureC", "powerMw",     "numaNode",
       "pcieSwitch", "gpuNumaNodeId", "nvlinkPeers",  "migCapable",     "migEnabled",     "migPending",
-      "migDevices", "processes",     "supportedEvents", "failures",    "lost",           NULL};
+      "migDevices", "processes",     "supportedEvents", "failures",    "lost",           "totalEnergyMj",
+      "clocksMHz",  "memoryReservedMiB", "processSamplePeriodMs", NULL};
   char path[64];
   snprintf(path, sizeof path, "devices[%zu]", index);
   if (expect(ld, d, JSON_OBJECT, path) != 0) return -1;
@@ -604,6 +673,7 @@ static int load_gpu(loader *ld, const json_value *d, size_t index, mock_gpu *g) 
   g->numa_node = (int)numa;
   g->pcie_switch = pcie_switch;
   g->gpu_numa_node_id = (int)gpu_numa;
+  if (load_gpu_readings(ld, d, path, g) != 0) return -1;
 
   /* nvlinkPeers: only the shape here; peers are checked against the device count afterwards */
   const json_value *peers = present(d, "nvlinkPeers");

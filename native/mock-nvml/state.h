@@ -28,8 +28,17 @@ typedef struct {
   size_t count;
 } mock_failures;
 
+/* Which of NVML's three process lists a process appears in (a bit set). */
+#define MOCK_PROCESS_COMPUTE 0x1u
+#define MOCK_PROCESS_GRAPHICS 0x2u
+#define MOCK_PROCESS_MPS 0x4u
+
+/* nvmlClockType_t values the mock answers: GRAPHICS 0, SM 1, MEM 2, VIDEO 3 */
+#define MOCK_CLOCK_TYPES 4
+
 typedef struct {
   unsigned int pid;
+  unsigned int lists; /* MOCK_PROCESS_* bits */
   unsigned long long used_mib;
   unsigned int sm_util, mem_util, enc_util, dec_util;
 } mock_process;
@@ -56,6 +65,11 @@ typedef struct {
   unsigned int util_gpu, util_memory;
   unsigned int temperature_c;
   unsigned int power_mw;
+  int energy_supported;              /* Volta (compute capability 7) and newer */
+  unsigned long long energy_mj;      /* nvmlDeviceGetTotalEnergyConsumption */
+  unsigned int clock_mhz[MOCK_CLOCK_TYPES];
+  unsigned long long reserved_mib;   /* memory the driver keeps for itself */
+  unsigned int sample_period_ms;     /* process utilisation sampling; 0 = one sample per state version */
   int numa_node;        /* -1 = unknown */
   long long pcie_switch; /* GPUs sharing a value sit behind one PCIe switch */
   int gpu_numa_node_id; /* nvmlDeviceGetNumaNodeId; -1 = not a NUMA node (NOT_SUPPORTED) */

@@ -71,6 +71,15 @@ export const TopologyLevel = {
 } as const;
 export type TopologyLevel = (typeof TopologyLevel)[keyof typeof TopologyLevel];
 
+/** nvmlClockType_t: the clock domains nvmlDeviceGetClockInfo reads (MHz). */
+export const ClockType = {
+  GRAPHICS: 0,
+  SM: 1,
+  MEMORY: 2,
+  VIDEO: 3,
+} as const;
+export type ClockType = (typeof ClockType)[keyof typeof ClockType];
+
 /** NVML_NVLINK_MAX_LINKS in NVML 13; older drivers answer INVALID_ARGUMENT past their own maximum. */
 export const NVLINK_MAX_LINKS = 36;
 

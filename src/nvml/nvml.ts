@@ -5,7 +5,7 @@
  * NvmlError (NVML_ERROR_FUNCTION_NOT_FOUND), which `isNotSupported` recognises.
  */
 import koffi from 'koffi';
-import { NO_INSTANCE_ID, NVML_SUCCESS, NvmlReturn } from './codes.js';
+import { type ClockType, NO_INSTANCE_ID, NVML_SUCCESS, NvmlReturn } from './codes.js';
 import { NvmlError, NvmlLibraryError } from './errors.js';
 import {
   DEFAULT_NVML_LIBRARY,
@@ -31,6 +31,7 @@ import type {
   MigMode,
   PciInfo,
   ProcessInfo,
+  ProcessList,
   ProcessUtilizationSample,
   Utilization,
 } from './types.js';
@@ -42,6 +43,25 @@ const VERSION_BUFFER_SIZE = 80; // NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE
 const PROCESS_LIST_HEADROOM = 8;
 /** Give up on a size-then-fill query that keeps growing rather than loop forever. */
 const MAX_SIZE_RETRIES = 3;
+
+/** Each running-process list, newest symbol first: _v3 and _v2 fill the v2 struct, the unsuffixed one v1. */
+const PROCESS_LIST_SYMBOLS = {
+  compute: [
+    'nvmlDeviceGetComputeRunningProcesses_v3',
+    'nvmlDeviceGetComputeRunningProcesses_v2',
+    'nvmlDeviceGetComputeRunningProcesses',
+  ],
+  graphics: [
+    'nvmlDeviceGetGraphicsRunningProcesses_v3',
+    'nvmlDeviceGetGraphicsRunningProcesses_v2',
+    'nvmlDeviceGetGraphicsRunningProcesses',
+  ],
+  mps: [
+    'nvmlDeviceGetMPSComputeRunningProcesses_v3',
+    'nvmlDeviceGetMPSComputeRunningProcesses_v2',
+    'nvmlDeviceGetMPSComputeRunningProcesses',
+  ],
+} as const satisfies Record<ProcessList, readonly [NvmlSymbol, NvmlSymbol, NvmlSymbol]>;
 
 export interface NvmlOptions {
   /** Path or soname of libnvidia-ml; default `libnvidia-ml.so.1`. */
@@ -256,7 +276,7 @@ export class Nvml {
     }
     const out: Record<string, number> = {};
     this.call('nvmlDeviceGetMemoryInfo', device, out);
-    return { totalBytes: out.total!, freeBytes: out.free!, usedBytes: out.used!, reservedBytes: 0 };
+    return { totalBytes: out.total!, freeBytes: out.free!, usedBytes: out.used! };
   }
 
   /** Not supported on MIG devices or MIG-enabled GPUs. */
@@ -285,21 +305,46 @@ export class Nvml {
   }
 
   /**
-   * Compute processes on a GPU or MIG device. Uses NVML's size-then-fill protocol: ask for the count
-   * with an empty buffer, then fill a buffer with some headroom, retrying if the list grew meanwhile.
-   * Falls back from _v3 to _v2 (same layout) to the v1 struct on older drivers.
+   * Energy the GPU consumed since the driver was last loaded, in millijoules (a counter). Volta and
+   * newer; NOT_SUPPORTED (thrown) on older GPUs and on MIG devices.
    */
+  totalEnergyMillijoules(device: DeviceHandle): number {
+    const out: [number | bigint] = [0];
+    this.call('nvmlDeviceGetTotalEnergyConsumption', device, out);
+    return Number(out[0]);
+  }
+
+  /** Current clock of one domain (ClockType.SM, ClockType.MEMORY, ...) in MHz. */
+  clockMHz(device: DeviceHandle, clock: ClockType): number {
+    return this.callForNumber('nvmlDeviceGetClockInfo', device, clock);
+  }
+
+  /** Compute processes on a GPU or MIG device (see runningProcesses). */
   computeProcesses(device: DeviceHandle): ProcessInfo[] {
-    const [symbol, struct] = this.hasSymbol('nvmlDeviceGetComputeRunningProcesses_v3')
-      ? (['nvmlDeviceGetComputeRunningProcesses_v3', ProcessInfoV2T] as const)
-      : this.hasSymbol('nvmlDeviceGetComputeRunningProcesses_v2')
-        ? (['nvmlDeviceGetComputeRunningProcesses_v2', ProcessInfoV2T] as const)
-        : (['nvmlDeviceGetComputeRunningProcesses', ProcessInfoV1T] as const);
+    return this.runningProcesses(device, 'compute');
+  }
+
+  /**
+   * One of NVML's running-process lists (compute, graphics or MPS compute) of a GPU or MIG device. A
+   * MIG device handle gives that instance's processes; a MIG-enabled GPU's handle the aggregate (with
+   * privileges). Uses NVML's size-then-fill protocol: ask for the count with an empty buffer, then fill
+   * a buffer with some headroom, retrying if the list grew meanwhile. Falls back from _v3 to _v2 (same
+   * layout) to the v1 struct on older drivers.
+   */
+  runningProcesses(device: DeviceHandle, list: ProcessList): ProcessInfo[] {
+    const [v3, v2, v1] = PROCESS_LIST_SYMBOLS[list];
+    const [symbol, struct] = this.hasSymbol(v3)
+      ? ([v3, ProcessInfoV2T] as const)
+      : this.hasSymbol(v2)
+        ? ([v2, ProcessInfoV2T] as const)
+        : ([v1, ProcessInfoV1T] as const);
     const fn = this.bound(symbol);
     const raws = this.sizeThenFill(symbol, struct.size, (count, buf) => fn(device, count, buf) as number);
     return raws.map((buf) => {
       const raw = koffi.decode(buf, struct) as Record<string, number>;
-      const info: ProcessInfo = { pid: raw.pid!, usedMemoryBytes: this.processMemory(raw.usedGpuMemory) };
+      const info: ProcessInfo = { pid: raw.pid! };
+      const memory = this.processMemory(raw.usedGpuMemory);
+      if (memory !== undefined) info.usedMemoryBytes = memory;
       if (raw.gpuInstanceId !== undefined && raw.gpuInstanceId !== NO_INSTANCE_ID) {
         info.gpuInstanceId = raw.gpuInstanceId;
         info.computeInstanceId = raw.computeInstanceId!;
@@ -308,15 +353,17 @@ export class Nvml {
     });
   }
 
-  /** usedGpuMemory is NVML_VALUE_NOT_AVAILABLE (all ones) without enough privileges: report 0. */
-  private processMemory(value: number | bigint | undefined): number {
-    if (typeof value !== 'number' || value >= Number.MAX_SAFE_INTEGER) return 0;
+  /** usedGpuMemory is NVML_VALUE_NOT_AVAILABLE (all ones) when NVML cannot tell: absent, not 0. */
+  private processMemory(value: number | bigint | undefined): number | undefined {
+    if (typeof value !== 'number' || value >= Number.MAX_SAFE_INTEGER) return undefined;
     return value;
   }
 
   /**
-   * Per-process SM / memory utilisation samples newer than `sinceUs` (microseconds, NVML's clock).
-   * An empty list when NVML has no newer sample.
+   * Per-process SM / memory utilisation samples newer than `sinceUs` (microseconds, NVML's clock; 0 =
+   * the driver's whole buffer). An empty list when NVML has no newer sample (NOT_FOUND). Idle processes
+   * have no sample. Entries for pid 0 or not newer than `sinceUs` are dropped: some drivers pad the
+   * buffer with them. Not supported on MIG devices or MIG-enabled GPUs.
    */
   processUtilization(device: DeviceHandle, sinceUs = 0): ProcessUtilizationSample[] {
     const symbol = 'nvmlDeviceGetProcessUtilization';
@@ -328,17 +375,19 @@ export class Nvml {
       (count, buf) => fn(device, buf, count, sinceUs) as number,
       NvmlReturn.NOT_FOUND,
     );
-    return raws.map((buf) => {
-      const raw = koffi.decode(buf, ProcessUtilizationSampleT) as Record<string, number>;
-      return {
-        pid: raw.pid!,
-        timestampUs: Number(raw.timeStamp),
-        smPercent: raw.smUtil!,
-        memoryPercent: raw.memUtil!,
-        encoderPercent: raw.encUtil!,
-        decoderPercent: raw.decUtil!,
-      };
-    });
+    return raws
+      .map((buf) => {
+        const raw = koffi.decode(buf, ProcessUtilizationSampleT) as Record<string, number>;
+        return {
+          pid: raw.pid!,
+          timestampUs: Number(raw.timeStamp),
+          smPercent: raw.smUtil!,
+          memoryPercent: raw.memUtil!,
+          encoderPercent: raw.encUtil!,
+          decoderPercent: raw.decUtil!,
+        };
+      })
+      .filter((sample) => sample.pid !== 0 && sample.timestampUs > sinceUs);
   }
 
   /**

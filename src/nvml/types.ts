@@ -22,8 +22,11 @@ export interface MemoryInfo {
   totalBytes: number;
   freeBytes: number;
   usedBytes: number;
-  /** memory the driver reserves; 0 when only the v1 query is available */
-  reservedBytes: number;
+  /**
+   * Memory the driver and firmware keep for themselves; absent when only the v1 query answers (its
+   * `usedBytes` then includes it, as nvml.h says of nvmlMemory_t).
+   */
+  reservedBytes?: number;
 }
 
 export interface Utilization {
@@ -43,9 +46,13 @@ export interface CudaDriverVersion {
   raw: number;
 }
 
+/** Which of NVML's running-process lists to read. */
+export type ProcessList = 'compute' | 'graphics' | 'mps';
+
 export interface ProcessInfo {
   pid: number;
-  usedMemoryBytes: number;
+  /** all the memory the process uses on the device; absent when NVML cannot say (NVML_VALUE_NOT_AVAILABLE) */
+  usedMemoryBytes?: number;
   /** set only when the process runs in a MIG instance */
   gpuInstanceId?: number;
   computeInstanceId?: number;

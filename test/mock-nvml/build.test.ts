@@ -15,6 +15,8 @@ const current = path.join(mockDir, 'build/libnvidia-ml.so.1');
 const legacy = path.join(mockDir, 'build/legacy/libnvidia-ml.so.1');
 const newerSymbols = [
   'nvmlDeviceGetComputeRunningProcesses_v3',
+  'nvmlDeviceGetGraphicsRunningProcesses_v3',
+  'nvmlDeviceGetMPSComputeRunningProcesses_v3',
   'nvmlDeviceGetProcessUtilization',
   'nvmlDeviceGetTemperatureV',
   'nvmlSystemGetCudaDriverVersion_v2',
@@ -47,6 +49,8 @@ describe('mock NVML build', () => {
       }
       // what the old driver has instead
       expect(exports(old, 'nvmlDeviceGetComputeRunningProcesses_v2')).toBe(true);
+      expect(exports(old, 'nvmlDeviceGetGraphicsRunningProcesses_v2')).toBe(true);
+      expect(exports(old, 'nvmlDeviceGetMPSComputeRunningProcesses_v2')).toBe(true);
       expect(exports(old, 'nvmlSystemGetCudaDriverVersion')).toBe(true);
     } finally {
       modern.unload();

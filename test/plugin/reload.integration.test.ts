@@ -102,9 +102,9 @@ describe('live config reload', () => {
       .poll(() => metricLine(pluginNode, /^vgpu_agent_config_reloads_total\{result="invalid"\}/))
       .toMatch(/ 1$/);
     const rejection = pluginNode.logs.find((l) =>
-      String(l.msg).startsWith('config update rejected, still serving default'),
+      String(l.msg).startsWith('config update rejected (1 problem); still serving default'),
     );
-    expect(String(rejection?.msg)).toContain(
+    expect(JSON.stringify(rejection?.issues)).toContain(
       'does not apply to this node: sharing.timeSlicing.resources[0]: nvidia.com/gpu would have 72000 devices ' +
         '(8 × 9000 replicas), a ListAndWatch message of 4815120 bytes (4.59 MiB); at most 3670016 bytes (3.5 MiB)',
     );

@@ -1,0 +1,115 @@
+/**
+ * One collection's result: what every monitored device read and who used it. A snapshot is built
+ * once, frozen, and then only read (by /metrics and anything else), so scrapes never call NVML and
+ * never see a half-built collection. Units are in the names; a reading a device does not give is
+ * absent (undefined), never 0.
+ */
+import type { PodContainerRef } from './cgroup.js';
+import type { ContainerNames } from './containers.js';
+
+/** A monitored device: a whole GPU, or one MIG device of a GPU. */
+export interface MonitoredDevice {
+  /** its own UUID (`GPU-…` or `MIG-…`) */
+  uuid: string;
+  /** the physical GPU's UUID and NVML index (the same as above for a whole GPU) */
+  gpuUuid: string;
+  gpuIndex: number;
+  /** set for a MIG device */
+  mig?: { gpuInstanceId: number; computeInstanceId: number; profile: string };
+}
+
+/** Static facts about a physical GPU, for the `_info` series. */
+export interface GpuFacts {
+  uuid: string;
+  index: number;
+  model: string;
+  /** sysfs form, `0000:07:00.0` */
+  busId: string;
+  migMode: 'enabled' | 'disabled' | 'unsupported';
+}
+
+export interface DeviceReadings {
+  memoryTotalBytes?: number;
+  memoryUsedBytes?: number;
+  memoryFreeBytes?: number;
+  memoryReservedBytes?: number;
+  /** share of the last sample period with a kernel running, 0–1 */
+  gpuUtilizationRatio?: number;
+  /** share of the last sample period with device memory being read or written, 0–1 */
+  memoryControllerUtilizationRatio?: number;
+  temperatureCelsius?: number;
+  powerWatts?: number;
+  /** since the driver was loaded (a counter) */
+  energyJoules?: number;
+  smClockHertz?: number;
+  memoryClockHertz?: number;
+}
+
+export interface ProcessUsage {
+  pid: number;
+  usedMemoryBytes?: number;
+  /**
+   * Its SM utilisation over the last interval, 0–1 (NVML's per-process samples; 0 when it had none).
+   * Absent where the device gives no per-process samples (MIG, older drivers).
+   */
+  smUtilizationRatio?: number;
+  /** undefined: the process is in no Kubernetes pod */
+  owner: PodContainerRef | undefined;
+}
+
+export interface DeviceSnapshot {
+  device: MonitoredDevice;
+  /** false when NVML could not read the device this time (lost, reset required, ...) */
+  up: boolean;
+  /** why it is down */
+  error?: string;
+  readings: DeviceReadings;
+  processes: readonly ProcessUsage[];
+}
+
+/** Whether kubelet allocated the device to the container using it. */
+export type AllocationState = 'allocated' | 'not-allocated' | 'unknown';
+
+/** One container's use of one device. */
+export interface ContainerUsage {
+  device: MonitoredDevice;
+  podUid: string;
+  containerId?: string;
+  names?: ContainerNames;
+  allocation: AllocationState;
+  memoryUsedBytes?: number;
+  /** Σ of its processes' ratios, clamped to 1; absent where the device gives no samples */
+  smUtilizationRatio?: number;
+  processCount: number;
+}
+
+/** Processes on one device that belong to no Kubernetes pod. */
+export interface HostUsage {
+  device: MonitoredDevice;
+  memoryUsedBytes?: number;
+  processCount: number;
+}
+
+export interface MonitorSnapshot {
+  /** when the collection started, ms since the epoch */
+  takenAtMs: number;
+  durationSeconds: number;
+  driverVersion: string;
+  /** e.g. `13.0`; null without libcuda */
+  cudaDriverVersion: string | null;
+  gpus: readonly GpuFacts[];
+  devices: readonly DeviceSnapshot[];
+  containers: readonly ContainerUsage[];
+  host: readonly HostUsage[];
+  /** processes NVML listed that the host /proc does not show (exited meanwhile, or no hostPID) */
+  processesNotInProc: number;
+}
+
+/** Freezes a plain-data snapshot all the way down. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -222,11 +222,15 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
    * Simulates a kubelet restart: stop the Registration server, drop every plugin connection, delete
    * every socket file in the directory (not regular files or directories), wait, re-create
    * kubelet.sock. Known resources keep their names and allocations but have no devices and are not
-   * connected until their plugin registers again.
+   * connected until their plugin registers again. `keepPluginSockets`: only kubelet.sock is
+   * re-created and the plugins' sockets stay, as when kubelet comes back without cleaning the
+   * directory: a plugin then learns of the restart from kubelet.sock alone.
    */
-  restart(options: { delayMs?: number } = {}): Promise<void> {
+  restart(options: { delayMs?: number; keepPluginSockets?: boolean } = {}): Promise<void> {
     // Restarts run one after the other, so two never race for kubelet.sock.
-    const result = this.restarting.then(() => this.restartNow(options.delayMs ?? this.restartDelayMs));
+    const result = this.restarting.then(() =>
+      this.restartNow(options.delayMs ?? this.restartDelayMs, options.keepPluginSockets ?? false),
+    );
     this.restarting = result.catch(() => undefined);
     return result;
   }
@@ -243,11 +247,12 @@ export class KubeletSimulator extends EventEmitter<KubeletSimulatorEvents> {
     if (this.podResourcesSocket) await rm(this.podResourcesSocket, { force: true });
   }
 
-  private async restartNow(delayMs: number): Promise<void> {
+  private async restartNow(delayMs: number, keepPluginSockets: boolean): Promise<void> {
     this.assertRunning();
     this.shutdownServers();
     this.dropConnections('kubelet restarted', true);
-    await removeSockets(this.dir);
+    // listen() replaces kubelet.sock either way.
+    if (!keepPluginSockets) await removeSockets(this.dir);
     this.emit('update');
     await sleep(delayMs);
     if (this.stopped) return;

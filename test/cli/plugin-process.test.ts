@@ -49,7 +49,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Run {
 }
 
 describe('vgpu-agent plugin (process)', () => {
-  it('registers, serves /healthz /readyz /metrics, and stops on SIGTERM within 2 s removing its socket', async () => {
+  it('registers, serves /healthz /readyz /metrics, and stops on SIGTERM removing its socket', async () => {
     const node = await MockNode.create('dgx-a100');
     const pluginDir = path.join(node.dir, 'device-plugins');
     await mkdir(pluginDir, { recursive: true });
@@ -85,17 +85,15 @@ describe('vgpu-agent plugin (process)', () => {
 
     const socket = path.join(pluginDir, 'vgpu-gpu.sock');
     expect(existsSync(socket)).toBe(true);
-    const started = performance.now();
+    // How fast: bench/shutdown-latency.mjs.
     run.child.kill('SIGTERM');
     const { code } = await run.exited;
     expect(code).toBe(0);
-    expect(performance.now() - started).toBeLessThan(2000);
     expect(existsSync(socket)).toBe(false);
     expect(run.lines.some((l) => l.msg === 'stopped: sockets removed')).toBe(true);
   });
 
-  it('on SIGTERM cancels a Register kubelet never answers, exiting before its 5 s deadline', async () => {
-    const REGISTER_DEADLINE_MS = 5000;
+  it('on SIGTERM cancels a Register kubelet never answers instead of waiting out its deadline', async () => {
     const node = await MockNode.create('single-t4');
     const pluginDir = path.join(node.dir, 'device-plugins');
     await mkdir(pluginDir, { recursive: true });
@@ -109,11 +107,11 @@ describe('vgpu-agent plugin (process)', () => {
       NVML_LIBRARY: mockNvmlLibraryPath(),
     });
     await expect.poll(() => kubelet.calls, { timeout: 10_000 }).toBe(1);
-    const started = performance.now();
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);
-    expect(performance.now() - started).toBeLessThan(REGISTER_DEADLINE_MS / 2);
-    expect(kubelet.cancelled).toBe(1);
+    // A call that ran out its deadline ends cancelled too, but only once that deadline has passed.
+    await expect.poll(() => kubelet.cancelled, { timeout: 10_000 }).toBe(1);
+    expect(kubelet.cancelledBeforeDeadline).toBe(1);
   });
 
   it('writes only JSON lines while the plugin directory is deleted and re-created, none on stderr', async () => {

@@ -65,7 +65,7 @@ function record(source: ConfigSource): { events: (['change', ConfigChange] | ['i
 function next<K extends 'change' | 'invalid'>(
   source: ConfigSource,
   event: K,
-  timeoutMs = 3000,
+  timeoutMs = 10_000,
 ): Promise<K extends 'change' ? ConfigChange : InvalidConfig> {
   type Value = K extends 'change' ? ConfigChange : InvalidConfig;
   return new Promise((resolve, reject) => {
@@ -82,7 +82,7 @@ function next<K extends 'change' | 'invalid'>(
 async function reloadsLogged(lines: { msg: string }[], pattern: RegExp, count = 1): Promise<void> {
   const before = lines.filter((l) => pattern.test(l.msg)).length;
   await expect
-    .poll(() => lines.filter((l) => pattern.test(l.msg)).length, { timeout: 3000 })
+    .poll(() => lines.filter((l) => pattern.test(l.msg)).length, { timeout: 10_000 })
     .toBeGreaterThanOrEqual(before + count);
 }
 

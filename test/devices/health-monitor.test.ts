@@ -1,7 +1,7 @@
 /**
  * HealthMonitor through the real koffi binding on the mock NVML: a lost GPU is taken out of the shared
- * event set (so the other GPUs' Xids still arrive) and said once, and a wait failure that keeps
- * recurring is logged at most once per interval. Log lines are captured from pino, the clock is a
+ * event set (so the other GPUs' Xids still arrive) and said once, a device stays Unhealthy for
+ * recoverAfterSeconds, and a wait failure that keeps recurring is logged at most once per interval. Log lines are captured from pino, the clock is a
  * counter the test moves: nothing here depends on how fast the machine is.
  */
 import { Writable } from 'node:stream';
@@ -28,9 +28,10 @@ afterEach(async () => {
 
 /**
  * A monitor on the two-GPU mock; `failures` counts failed NVML calls by function. `lostAtStart`: GPU 1
- * is lost after the inventory was read, before the monitor registers it for events.
+ * is lost after the inventory was read, before the monitor registers it for events. `clock.reads`
+ * counts the monitor's looks at the clock (one per probe round at least).
  */
-async function startMonitor({ lostAtStart = false } = {}) {
+async function startMonitor({ lostAtStart = false, recoverAfterSeconds = 0 } = {}) {
   const nvmlErrors: NvmlError[] = [];
   opened = await openMockNvml(twoGpuState(), { onError: (e) => nvmlErrors.push(e) });
   const inventory = await buildInventory(opened.nvml, opened.node.hostPaths);
@@ -42,19 +43,22 @@ async function startMonitor({ lostAtStart = false } = {}) {
       done();
     },
   });
-  const clock = { ms: 1_000_000 };
+  const clock = { ms: 1_000_000, reads: 0 };
   const xids: number[] = [];
   monitor = new HealthMonitor({
     nvml: opened.nvml,
     inventory,
-    settings,
+    settings: { ...settings, recoverAfterSeconds },
     logger: createLogger({ level: 'debug', destination: sink }),
     onChange: () => {},
     onXid: (xid) => xids.push(xid),
     probeIntervalMs: 20,
     eventWaitTimeoutMs: 100,
     eventErrorBackoffMs: 20,
-    now: () => clock.ms,
+    now: () => {
+      clock.reads++;
+      return clock.ms;
+    },
   });
   monitor.start();
   const failures = (fn: string) => nvmlErrors.filter((e) => e.functionName.startsWith(fn)).length;
@@ -121,6 +125,22 @@ describe('HealthMonitor', () => {
     await node.injectEvent({ uuid: GPU1, xid: 94 });
     await expect.poll(() => xids, { timeout: 10_000 }).toEqual([48, 94]);
     expect(lines('GPU refused event registration; probing it on its own').map((l) => l.gpu)).toEqual([GPU1]);
+  });
+
+  it('keeps a device Unhealthy for recoverAfterSeconds although NVML answers for it, then brings it back', async () => {
+    const { node, monitor, lines, clock } = await startMonitor({ recoverAfterSeconds: 300 });
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU0]);
+    // One second short: GPU 0 answers every probe round (20 ms apart), many rounds pass, it stays out.
+    clock.ms += 299_000;
+    const reads = clock.reads;
+    await expect.poll(() => clock.reads, { timeout: 10_000 }).toBeGreaterThanOrEqual(reads + 10);
+    expect(unhealthy(monitor)).toEqual([GPU0]);
+    expect(lines('device recovered: Healthy')).toEqual([]);
+
+    clock.ms += 1000;
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([]);
+    expect(lines('device recovered: Healthy').map((l) => l.device)).toEqual([GPU0]);
   });
 
   it('a wait failure that keeps recurring is logged once per interval, with the count held back', async () => {

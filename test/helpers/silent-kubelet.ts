@@ -11,18 +11,29 @@ import {
 export interface SilentKubelet {
   /** Register calls received */
   calls: number;
-  /** of those, calls the plugin cancelled */
+  /** of those, calls that ended cancelled: by the plugin, or by its deadline running out */
   cancelled: number;
+  /** of those, calls cancelled while their deadline was still ahead: the plugin gave up waiting */
+  cancelledBeforeDeadline: number;
   stop(): void;
 }
 
 export async function startSilentKubelet(dir: string): Promise<SilentKubelet> {
   const server = new grpc.Server();
-  const kubelet: SilentKubelet = { calls: 0, cancelled: 0, stop: () => server.forceShutdown() };
+  const kubelet: SilentKubelet = {
+    calls: 0,
+    cancelled: 0,
+    cancelledBeforeDeadline: 0,
+    stop: () => server.forceShutdown(),
+  };
   const handlers: RegistrationHandlers = {
     Register: (call) => {
       kubelet.calls++;
-      call.on('cancelled', () => kubelet.cancelled++);
+      const deadline = Number(call.getDeadline());
+      call.on('cancelled', () => {
+        kubelet.cancelled++;
+        if (Date.now() < deadline) kubelet.cancelledBeforeDeadline++;
+      });
     },
   };
   server.addService(registrationService, handlers);

@@ -31,7 +31,11 @@ async function fakeApi(labels: Record<string, string>, port?: number): Promise<F
   return api;
 }
 
-async function watch(server: string, logger = collectingLogger().logger) {
+async function watch(
+  server: string,
+  logger = collectingLogger().logger,
+  retry: { initialMs: number; maxMs: number } = { initialMs: 20, maxMs: 100 },
+) {
   const changes: [string | undefined, string | undefined][] = [];
   const watcher = await NodeLabelWatcher.start({
     nodeName: 'node-a',
@@ -39,7 +43,7 @@ async function watch(server: string, logger = collectingLogger().logger) {
     onChange: (value, previous) => changes.push([value, previous]),
     logger,
     client: new HttpKubeClient({ server, token: async () => 'token-1', requestTimeoutMs: 2000 }),
-    retry: { initialMs: 20, maxMs: 100 },
+    retry,
     watchTimeoutSeconds: 60,
   });
   cleanups.push(() => watcher.stop());
@@ -178,12 +182,24 @@ describe('NodeLabelWatcher', () => {
     await watcher.stop(); // twice is fine
   });
 
-  it('stop() during the retries ends them at once', async () => {
+  it('stop() during the retries ends them without waiting out the backoff', async () => {
+    const BACKOFF_MS = 60_000;
     const port = await freePort();
-    const { watcher } = await watch(`http://127.0.0.1:${port}`);
-    const started = performance.now();
-    await watcher.stop();
-    expect(performance.now() - started).toBeLessThan(100);
+    const { logger, lines } = collectingLogger();
+    const { watcher } = await watch(`http://127.0.0.1:${port}`, logger, {
+      initialMs: BACKOFF_MS,
+      maxMs: BACKOFF_MS,
+    });
+    // The first read failed: the watcher now sleeps a minute (give or take its jitter) before the next.
+    expect(lines.some((l) => l.msg.startsWith('cannot read node node-a'))).toBe(true);
+    let timer: NodeJS.Timeout | undefined;
+    const backoffEnds = new Promise<'backoff'>((resolve) => {
+      // Well short of the backoff (48 s at least with jitter), within the test's own timeout.
+      timer = setTimeout(() => resolve('backoff'), 10_000);
+    });
+    const first = await Promise.race([watcher.stop().then(() => 'stopped' as const), backoffEnds]);
+    clearTimeout(timer);
+    expect(first).toBe('stopped');
   });
 });
 

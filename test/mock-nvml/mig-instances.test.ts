@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import koffi, { type KoffiFunc, type LibraryHandle } from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMigMinors } from '../../src/devices/sysfs.js';
 import { mockNodeNames, mockNodePath, mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
+import { readMigMinors } from '../../src/runtime/host.js';
 import { type MockDevice, MockNode, type MockNvmlState } from '../../src/sim/mock-node.js';
 import { inventoryFromMockState } from '../../src/sim/state-inventory.js';
 
@@ -373,7 +373,7 @@ describe('simulated host /proc', () => {
       const inventory = inventoryFromMockState(node.state, 'mixed-mig', {
         migMinors: await readMigMinors(node.hostPaths.procRoot),
       });
-      expect(inventory.ok && inventory.inventory.gpus[0]!.migDevices[0]!.deviceNodes).toEqual([
+      expect(inventory.ok && inventory.value.gpus[0]!.migDevices[0]!.deviceNodes).toEqual([
         '/dev/nvidia0',
         '/dev/nvidia-caps/nvidia-cap12',
         '/dev/nvidia-caps/nvidia-cap13',

@@ -45,15 +45,27 @@ health:
     );
   });
 
-  it('ignores application Xids (13 by default) and counts them', async () => {
+  it('ignores every default application Xid (13, 31, 43, 45, 68, 109) and counts each', async () => {
     const pluginNode = await start('single-t4');
     const { kubelet, node } = pluginNode;
     await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 1);
-    await node.injectEvent({ uuid: node.state.devices[0]!.uuid, xid: 13 });
-    await expect
-      .poll(() => metricValue(pluginNode, /^vgpu_agent_health_events_total\{xid="13",action="ignored"\}/))
-      .toBe(1);
+    const uuid = node.state.devices[0]!.uuid;
+    const ignored = [13, 31, 43, 45, 68, 109];
+    for (const xid of ignored) await node.injectEvent({ uuid, xid });
+    const counted = (xid: number, action: string) =>
+      metricValue(
+        pluginNode,
+        new RegExp(`^vgpu_agent_health_events_total\\{xid="${xid}",action="${action}"\\}`),
+      );
+    for (const xid of ignored) await expect.poll(() => counted(xid, 'ignored')).toBe(1);
     expect(devicesOf(kubelet, GPU)[0]!.health).toBe('Healthy');
+    // Events arrive in order: a device Xid after them is acted on, so none of the above was lost.
+    await node.injectEvent({ uuid, xid: 48 });
+    await kubelet.waitFor((s) => s.get(GPU)!.devices[0]!.health === 'Unhealthy', { timeoutMs: 10_000 });
+    for (const xid of ignored) expect(await counted(xid, 'unhealthy')).toBeUndefined();
+    expect(pluginNode.logs.filter((l) => l.msg === 'device marked Unhealthy').map((l) => l.xid)).toEqual([
+      48,
+    ]);
   });
 
   it('DP_DISABLE_HEALTHCHECKS=all turns Xid checks off', async () => {

@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MockNvmlState } from '../../src/sim/mock-node.js';
+import { fixtureNode } from '../helpers/fixture-nodes.js';
 import { usePluginNodes } from '../helpers/plugin-node.js';
 
 const start = usePluginNodes();
@@ -53,7 +54,7 @@ describe('registration and ListAndWatch', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(pluginNode.agent.manager.ready).toBe(false);
     const kubelet = await pluginNode.startKubelet();
-    await kubelet.waitFor(registered(GPU, 1), { timeoutMs: 3000 });
+    await kubelet.waitFor(registered(GPU, 1), { timeoutMs: 10_000 });
     expect(pluginNode.agent.manager.ready).toBe(true);
   });
 
@@ -231,6 +232,37 @@ describe('Allocate', () => {
   });
 });
 
+describe('Allocate refusals', () => {
+  const replicas = 'sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}';
+
+  it('refuses a device that turned Unhealthy with FAILED_PRECONDITION naming it, and serves the others', async () => {
+    const { kubelet, node } = await start('dgx-a100', { config: replicas });
+    await kubelet.waitFor(registered(GPU, 16));
+    const [healthy, victim] = [node.state.devices[0]!.uuid, node.state.devices[3]!.uuid];
+    await node.injectEvent({ uuid: victim, xid: 48 });
+    await kubelet.waitFor((s) => s.get(GPU)!.devices.filter((d) => d.health === 'Unhealthy').length === 2, {
+      timeoutMs: 10_000,
+    });
+    // Kubelet acting on a list from before the Xid: the replica's GPU is Unhealthy, so is the replica.
+    await expect(kubelet.allocateIds(GPU, [`${healthy}::0`, `${victim}::1`])).rejects.toThrow(
+      new RegExp(`FAILED_PRECONDITION: device ${victim}::1 of nvidia.com/gpu is Unhealthy`),
+    );
+    expect(kubelet.resource(GPU)!.allocated).toEqual([]);
+    const { response } = await kubelet.allocateIds(GPU, [`${healthy}::0`]);
+    expect(response.envs).toMatchObject({ NVIDIA_VISIBLE_DEVICES: healthy });
+  });
+
+  it('refuses a request naming one device twice with INVALID_ARGUMENT', async () => {
+    const { kubelet, node } = await start('single-t4', { config: replicas });
+    await kubelet.waitFor(registered(GPU, 2));
+    const replica = `${node.state.devices[0]!.uuid}::1`;
+    await expect(kubelet.allocateIds(GPU, [replica, `${replica.slice(0, -1)}0`, replica])).rejects.toThrow(
+      new RegExp(`INVALID_ARGUMENT: invalid request: device ${replica} requested twice`),
+    );
+    expect(kubelet.resource(GPU)!.allocated).toEqual([]);
+  });
+});
+
 describe('Allocate refusals in the log', () => {
   it('a refused 200 KB ID is logged once and cut short, in the log and in the error kubelet gets', async () => {
     const { kubelet, logs } = await start('single-t4');
@@ -262,13 +294,33 @@ describe('Allocate refusals in the log', () => {
 });
 
 describe('GetPreferredAllocation', () => {
-  it('prefers NVLinked GPUs and honours must-include', async () => {
+  it('honours must-include and keeps pairs that share NVLink and a NUMA node together', async () => {
     const { kubelet } = await start(fourGpuState());
     await kubelet.waitFor(registered(GPU, 4));
     const first = await kubelet.allocate(GPU, 2, { mustInclude: [uuid(2)] });
     expect(first.deviceIds.sort()).toEqual([uuid(2), uuid(3)]);
     const second = await kubelet.allocate(GPU, 2);
     expect(second.deviceIds.sort()).toEqual([uuid(0), uuid(1)]);
+  });
+
+  it('prefers NVLink over a shared PCIe switch and NUMA node (NVLink pairs cross NUMA nodes)', async () => {
+    // GPUs 0 and 1 share NUMA node 0 and a PCIe switch, 2 and 3 NUMA node 1 and another switch;
+    // the NVLink pairs are (0, 2) and (1, 3): only NVLink can make 0 choose 2.
+    const state = await fixtureNode('nvlink-across-numa');
+    const gpus = state.devices.map((d) => d.uuid);
+    const { kubelet } = await start(state);
+    await kubelet.waitFor(registered(GPU, 4));
+    const first = await kubelet.allocate(GPU, 2, { mustInclude: [gpus[0]!] });
+    expect(first.deviceIds).toEqual([gpus[0], gpus[2]]);
+    const second = await kubelet.allocate(GPU, 2);
+    expect(second.deviceIds.sort()).toEqual([gpus[1], gpus[3]]);
+    kubelet.release(GPU, [...first.deviceIds, ...second.deviceIds]);
+    // Nothing must-included: of the six pairs, an NVLinked one.
+    const third = await kubelet.allocate(GPU, 2);
+    expect([
+      [gpus[0], gpus[2]],
+      [gpus[1], gpus[3]],
+    ]).toContainEqual(third.deviceIds.sort());
   });
 
   it('still answers when a GPU is lost, and that GPU turns Unhealthy while the others stay Healthy', async () => {

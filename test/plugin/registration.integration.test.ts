@@ -1,9 +1,11 @@
 /**
- * Registration with kubelet under faults: kubelet arriving late, many restarts, the directory
- * re-created, and a kubelet that never answers Register.
+ * Registration with kubelet under faults: kubelet arriving late, many restarts, a restart that
+ * leaves the plugin sockets in place, the directory re-created, and a kubelet that never answers Register.
  */
 import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { socketId } from '../../src/plugin/socket-id.js';
 import { usePluginNodes } from '../helpers/plugin-node.js';
 import { startSilentKubelet } from '../helpers/silent-kubelet.js';
 
@@ -49,6 +51,25 @@ describe('registration', () => {
     // Late retries would show up here.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(kubelet.registerCalls(GPU)).toBe(31);
+  });
+
+  it('re-registers through kubelet.sock alone when kubelet comes back without clearing the plugin sockets', async () => {
+    const running = await start('single-t4');
+    const { kubelet } = running;
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 1);
+    const ownSocket = path.join(running.pluginDir, 'vgpu-gpu.sock');
+    const socketBefore = await socketId(ownSocket);
+    const kubeletBefore = await socketId(kubelet.socketPath);
+    await kubelet.restart({ keepPluginSockets: true });
+    expect(await socketId(kubelet.socketPath)).not.toBe(kubeletBefore);
+    await kubelet.waitFor(
+      (s) => s.get(GPU)?.registrations === 2 && s.get(GPU)!.connected && s.get(GPU)!.devices.length === 1,
+      { timeoutMs: 10_000, description: 're-registration after a restart that kept the plugin socket' },
+    );
+    // The socket was never removed: only the new kubelet.sock can have told the plugin.
+    expect(await socketId(ownSocket)).toBe(socketBefore);
+    expect(kubelet.registerCalls(GPU)).toBe(2);
+    await expect(kubelet.allocate(GPU, 1)).resolves.toMatchObject({ deviceIds: [expect.any(String)] });
   });
 
   it('sends one Register after the directory is deleted and re-created with kubelet, and none later', async () => {

@@ -21,16 +21,15 @@ async function start(configMap: Record<string, string>) {
 }
 
 describe('live config reload', () => {
-  it('a changed replica count reaches ListAndWatch within 1 s, IDs of devices that remain are unchanged', async () => {
+  it('a changed replica count reaches ListAndWatch without a restart, IDs of devices that remain are unchanged', async () => {
     const pluginNode = await start({ default: replicas(2) });
     const { kubelet, configMap } = pluginNode;
     const before = await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 16);
     const registrations = before.get(GPU)!.registrations;
 
-    const started = performance.now();
+    // How fast: bench/config-reload-latency.mjs.
     await configMap.write({ default: replicas(4) });
-    const after = await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 32, { timeoutMs: 2000 });
-    expect(performance.now() - started).toBeLessThan(1000);
+    const after = await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 32, { timeoutMs: 10_000 });
 
     // The same resource stayed registered: no restart, no re-registration.
     expect(after.get(GPU)!.registrations).toBe(registrations);
@@ -69,7 +68,7 @@ describe('live config reload', () => {
     );
 
     await configMap.write({ default: replicas(3) });
-    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 24, { timeoutMs: 2000 });
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 24, { timeoutMs: 10_000 });
   });
 
   it('an update that cannot apply to this node (a GPU index it lacks) is rejected too', async () => {
@@ -133,7 +132,7 @@ describe('live config reload', () => {
 
     await configMap.write({ default: 'health: {enabled: false}' });
     await kubelet.waitFor((s) => s.get(GPU)!.devices.every((d) => d.health === 'Healthy'), {
-      timeoutMs: 2000,
+      timeoutMs: 10_000,
     });
   });
 
@@ -144,7 +143,7 @@ describe('live config reload', () => {
     await configMap.write({ default: replicas(2, '\n        rename: nvidia.com/gpu.shared') });
     const state = await kubelet.waitFor(
       (s) => s.get('nvidia.com/gpu.shared')?.devices.length === 16 && s.get(GPU)?.connected === false,
-      { timeoutMs: 2000 },
+      { timeoutMs: 10_000 },
     );
     expect(state.get('nvidia.com/gpu.shared')!.endpoint).toBe('vgpu-gpu.shared.sock');
     expect(pluginNode.agent.manager.resourceNames()).toEqual(['nvidia.com/gpu.shared']);

@@ -1,11 +1,13 @@
 /**
- * Split slices end to end: HAMi-core env values to the MiB, and the HAMi-core contract read from the
- * host's hookPath (the library mounted where ld.so.preload names it) with its metric and warnings.
- * test/container/ starts real containers with these answers.
+ * Split slices end to end: HAMi-core env values to the MiB (per GPU when a container's slices span
+ * GPUs of different sizes, with packed spill-over and several entries per name), and the HAMi-core
+ * contract read from the host's hookPath (the library mounted where ld.so.preload names it) with its
+ * metric and warnings. test/container/ starts real containers with these answers.
  */
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fixtureNode } from '../helpers/fixture-nodes.js';
 import { metricValue, tempDir, usePluginNodes } from '../helpers/plugin-node.js';
 
 const GPU = 'nvidia.com/gpu';
@@ -187,6 +189,81 @@ describe('split slices', () => {
       container_path: `${hook}/libvgpu.so`,
       host_path: `${hook}/libvgpu.so`,
       read_only: true,
+    });
+  });
+});
+
+/**
+ * Two GPUs of different sizes (80 GB and 40 GB): a limit computed from the wrong GPU, or from the
+ * slices of every GPU, cannot pass for the right one.
+ */
+describe('split slices on several GPUs', () => {
+  const twoSizes = async (config: string) => {
+    const state = await fixtureNode('two-sizes');
+    const running = await startNode(state, { config });
+    const [big, small] = state.devices.map((d) => d.uuid) as [string, string];
+    return { running, kubelet: running.kubelet, big, small };
+  };
+  const slices = (uuid: string, ...n: number[]) => n.map((i) => `${uuid}::${i}`);
+
+  it('each GPU of a container gets its own slices in its own CUDA_DEVICE_MEMORY_LIMIT_<i>', async () => {
+    const { kubelet, big, small } = await twoSizes(splitConfig(await hookDir({}), 4));
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);
+    // Two slices of the 40 GB GPU, then one of the 80 GB GPU: NVIDIA_VISIBLE_DEVICES follows that order.
+    const { response } = await kubelet.allocateIds(GPU, [...slices(small, 0, 1), ...slices(big, 3)]);
+    expect(response.envs).toMatchObject({
+      NVIDIA_VISIBLE_DEVICES: `${small},${big}`,
+      CUDA_DEVICE_MEMORY_LIMIT_0: '20480m', // 2 × 40960 / 4
+      CUDA_DEVICE_SM_LIMIT_0: '50',
+      CUDA_DEVICE_MEMORY_LIMIT_1: '20480m', // 1 × 81920 / 4
+      CUDA_DEVICE_SM_LIMIT_1: '25',
+      CUDA_DEVICE_SM_LIMIT: '50',
+    });
+    expect(response.envs).not.toHaveProperty('CUDA_DEVICE_MEMORY_LIMIT_2');
+  });
+
+  it('packed: a request larger than any GPU fills one GPU, spills the rest to the next, each limited apart', async () => {
+    const { kubelet, big, small } = await twoSizes(
+      `flags: {plugin: {sharedDevicesAllocationPolicy: packed}}\n${splitConfig(await hookDir({}), 4)}`,
+    );
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 8);
+    const { deviceIds, response } = await kubelet.allocate(GPU, 5);
+    // distributed would give 3 + 2; packed fills the first GPU (UUID order) and spills 1.
+    expect(deviceIds.filter((id) => id.startsWith(big))).toHaveLength(4);
+    expect(deviceIds.filter((id) => id.startsWith(small))).toHaveLength(1);
+    expect(response.envs).toMatchObject({
+      NVIDIA_VISIBLE_DEVICES: `${big},${small}`,
+      CUDA_DEVICE_MEMORY_LIMIT_0: '81920m',
+      CUDA_DEVICE_SM_LIMIT_0: '100',
+      CUDA_DEVICE_MEMORY_LIMIT_1: '10240m',
+      CUDA_DEVICE_SM_LIMIT_1: '25',
+    });
+  });
+
+  it('several split entries for one name: each GPU sliced by the entry that selects it', async () => {
+    const hook = await hookDir({});
+    const { kubelet, big, small } = await twoSizes(`
+sharing:
+  split:
+    hookPath: ${hook}
+    resources:
+      - {name: nvidia.com/gpu, devices: [0], count: 2}
+      - {name: nvidia.com/gpu, devices: [1], count: 8, memoryScaling: 2}
+`);
+    const state = await kubelet.waitFor((s) => s.get(GPU)?.devices.length === 10);
+    expect(state.get(GPU)!.devices.map((d) => d.ID)).toEqual([
+      ...slices(big, 0, 1),
+      ...slices(small, 0, 1, 2, 3, 4, 5, 6, 7),
+    ]);
+    const onBig = await kubelet.allocateIds(GPU, slices(big, 0));
+    expect(onBig.response.envs).toMatchObject({
+      CUDA_DEVICE_MEMORY_LIMIT_0: '40960m', // 81920 / 2
+      CUDA_DEVICE_SM_LIMIT: '50',
+    });
+    const onSmall = await kubelet.allocateIds(GPU, slices(small, 0));
+    expect(onSmall.response.envs).toMatchObject({
+      CUDA_DEVICE_MEMORY_LIMIT_0: '10240m', // 40960 × 2 / 8
+      CUDA_DEVICE_SM_LIMIT: '12',
     });
   });
 });

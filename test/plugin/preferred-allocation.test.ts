@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { gpuTarget } from '../../src/devices/mig-strategy.js';
 import type { AdvertisedDevice } from '../../src/devices/resource-types.js';
+import { TopologyLevel } from '../../src/nvml/codes.js';
 import {
   preferInOrder,
   preferShares,
@@ -148,5 +149,218 @@ describe('preferInOrder', () => {
       'c',
       'a',
     ]);
+  });
+});
+
+describe('TopologyScores', () => {
+  it.each([
+    ['INTERNAL', TopologyLevel.INTERNAL, 60],
+    ['SINGLE', TopologyLevel.SINGLE, 50],
+    ['MULTIPLE', TopologyLevel.MULTIPLE, 40],
+    ['HOSTBRIDGE', TopologyLevel.HOSTBRIDGE, 30],
+    ['NODE', TopologyLevel.NODE, 20],
+    ['SYSTEM', TopologyLevel.SYSTEM, 10],
+  ])('PCIe level %s scores %i, plus 100 per NVLink', (_name, pcieLevel, score) => {
+    const scores = new TopologyScores([
+      gpu(0, {
+        links: [
+          { peerUuid: uuidOf(1), nvlinks: 0, pcieLevel },
+          { peerUuid: uuidOf(2), nvlinks: 3, pcieLevel },
+        ],
+      }),
+    ]);
+    expect(scores.pair(uuidOf(0), uuidOf(1))).toBe(score);
+    expect(scores.pair(uuidOf(0), uuidOf(2))).toBe(300 + score);
+    // Only what a GPU's own links say: GPU 1 was not read here.
+    expect(scores.pair(uuidOf(1), uuidOf(0))).toBe(0);
+  });
+
+  it('a set scores the sum of its pairs, each pair once', () => {
+    const scores = TopologyScores.of(linkedInventory(3, (a, b) => a + b));
+    // (0,1): 1 NVLink + SINGLE; (0,2): 2 + NODE; (1,2): 3 + NODE
+    expect(scores.setScore(ids(0, 1, 2))).toBe(150 + 220 + 320);
+    expect(scores.setScore(ids(2, 0))).toBe(220);
+    expect(scores.setScore(ids(1))).toBe(0);
+  });
+});
+
+describe('preferWholeGpus: the search', () => {
+  /** No links at all: every set scores 0. */
+  const flat = TopologyScores.of({
+    driverVersion: '580.95.05',
+    cudaDriverVersion: '13.0',
+    gpus: [0, 1, 2, 3, 4, 5].map((i) => gpu(i)),
+    problems: [],
+  });
+
+  it('ties go to the earliest IDs in kubelet’s order', () => {
+    expect(preferWholeGpus({ available: ids(3, 1, 2, 0), mustInclude: [], size: 2 }, flat)).toEqual(
+      ids(3, 1),
+    );
+    expect(
+      preferWholeGpus({ available: ids(5, 4, 3), mustInclude: ids(3), size: 2, checked: true }, flat),
+    ).toEqual(ids(3, 5));
+  });
+
+  it('a must-include list that fills the request is the answer', () => {
+    const scores = TopologyScores.of(linkedInventory(4, () => 12));
+    expect(preferWholeGpus({ available: ids(0, 1, 2, 3), mustInclude: ids(3, 1), size: 2 }, scores)).toEqual(
+      ids(3, 1),
+    );
+  });
+
+  it('an unchecked request is cleaned first: must-include deduplicated, kept only if offered, cut to size', () => {
+    const scores = TopologyScores.of(linkedInventory(4));
+    // GPU 5 is not offered, GPU 1 is named twice: 1 stays, and its PCIe neighbour 0 joins it.
+    expect(
+      preferWholeGpus({ available: ids(0, 1, 2, 3), mustInclude: ids(5, 1, 1), size: 2 }, scores),
+    ).toEqual(ids(1, 0));
+    expect(
+      preferWholeGpus({ available: ids(0, 1, 2, 3), mustInclude: ids(2, 0, 1), size: 2 }, scores),
+    ).toEqual(ids(2, 0));
+  });
+
+  /** GPUs 0-7 linked pairwise by 1 NVLink, 8-15 by 12: greedy starts at 0 and stays in the weak group. */
+  const twoCliques = TopologyScores.of(
+    linkedInventory(16, (a, b) => (a < 8 && b < 8 ? 1 : a >= 8 && b >= 8 ? 12 : 0)),
+  );
+  const sixteen = ids(...Array.from({ length: 16 }, (_, i) => i));
+
+  it('16 GPUs, 8 wanted (12,870 sets): exhaustive, so the strong group wins', () => {
+    expect(preferWholeGpus({ available: sixteen, mustInclude: [], size: 8 }, twoCliques)).toEqual(
+      ids(8, 9, 10, 11, 12, 13, 14, 15),
+    );
+  });
+
+  it('201 GPUs, 2 wanted (20,100 sets): greedy from the first GPU, not the best pair', () => {
+    const scores = TopologyScores.of(
+      linkedInventory(201, (a, b) =>
+        (a === 0 && b === 1) || (a === 1 && b === 0) ? 1 : a >= 199 && b >= 199 ? 12 : 0,
+      ),
+    );
+    const available = ids(...Array.from({ length: 201 }, (_, i) => i));
+    expect(preferWholeGpus({ available, mustInclude: [], size: 2 }, scores)).toEqual(ids(0, 1));
+    // Without GPU 2, 200 GPUs (19,900 sets) are searched exhaustively: the best pair wins.
+    const withoutTwo = available.filter((_, i) => i !== 2);
+    expect(preferWholeGpus({ available: withoutTwo, mustInclude: [], size: 2 }, scores)).toEqual(
+      ids(199, 200),
+    );
+  });
+
+  it('greedy: the best-connected GPU next, earliest on ties, must-include first', () => {
+    // 30 GPUs choose 10: millions of sets. GPUs 5-14 are linked pairwise by 12 NVLinks.
+    const scores = TopologyScores.of(
+      linkedInventory(30, (a, b) => (a >= 5 && a <= 14 && b >= 5 && b <= 14 ? 12 : 0)),
+    );
+    const available = ids(...Array.from({ length: 30 }, (_, i) => i));
+    // 6 shares a PCIe switch with 7 (SINGLE beats NODE), then ties go to the lowest index, and each
+    // GPU's switch partner right after it.
+    expect(preferWholeGpus({ available, mustInclude: ids(7), size: 10 }, scores)).toEqual(
+      ids(7, 6, 5, 8, 9, 10, 11, 12, 13, 14),
+    );
+  });
+
+  it('beyond the greedy budget: must-include, then kubelet’s order', () => {
+    const available = Array.from({ length: 5000 }, (_, i) => `GPU-unknown-${i}`);
+    const result = preferWholeGpus(
+      { available, mustInclude: [available[7]!], size: 2500 },
+      TopologyScores.of(linkedInventory(2)),
+    );
+    expect(result).toEqual([available[7], ...available.filter((_, i) => i !== 7).slice(0, 2499)]);
+  });
+});
+
+describe('preferShares: must-include, ties and spill-over', () => {
+  const threeGpus = [gpu(0), gpu(1), gpu(2)];
+  const sharesOf = (gpus: ReturnType<typeof gpu>[], count: number) =>
+    new Map(
+      gpus.flatMap((g) =>
+        Array.from({ length: count }, (_, n): [string, AdvertisedDevice] => [
+          `${g.uuid}::${n}`,
+          { id: `${g.uuid}::${n}`, target: gpuTarget(g), share: n },
+        ]),
+      ),
+    );
+  const share = (gpuIndex: number, n: number) => `${uuidOf(gpuIndex)}::${n}`;
+
+  it('a must-include list that fills the request is the answer', () => {
+    const byId = sharesOf(threeGpus, 2);
+    expect(
+      preferShares({ available: [...byId.keys()], mustInclude: [share(2, 1)], size: 1 }, byId, 'packed'),
+    ).toEqual([share(2, 1)]);
+  });
+
+  it('the rest of a request goes to the must-include GPU when it has room, even with less room than others', () => {
+    const byId = sharesOf(threeGpus, 4);
+    // GPU 1 has ::1 in use elsewhere; GPU 0 and 2 are free: distributed alone would pick GPU 0.
+    const available = [...byId.keys()].filter((id) => id !== share(1, 1));
+    expect(preferShares({ available, mustInclude: [share(1, 2)], size: 3 }, byId, 'distributed')).toEqual([
+      share(1, 2),
+      share(1, 0),
+      share(1, 3),
+    ]);
+  });
+
+  it('must-include on two GPUs: no single GPU, the rest spread by policy', () => {
+    const byId = sharesOf(threeGpus, 2);
+    expect(
+      preferShares(
+        { available: [...byId.keys()], mustInclude: [share(0, 0), share(1, 0)], size: 3 },
+        byId,
+        'distributed',
+      ),
+    ).toEqual([share(0, 0), share(1, 0), share(2, 0)]);
+  });
+
+  it('packed takes the GPU with the least room that fits, distributed the one with the most', () => {
+    const byId = sharesOf(threeGpus.slice(0, 2), 4);
+    // GPU 0 has two replicas in use: 2 free; GPU 1 has 4 free.
+    const available = [...byId.keys()].filter((id) => id !== share(0, 0) && id !== share(0, 1));
+    expect(preferShares({ available, mustInclude: [], size: 2 }, byId, 'packed')).toEqual([
+      share(0, 2),
+      share(0, 3),
+    ]);
+    expect(preferShares({ available, mustInclude: [], size: 2 }, byId, 'distributed')).toEqual([
+      share(1, 0),
+      share(1, 1),
+    ]);
+  });
+
+  it('GPUs are ranked by UUID whatever kubelet’s order: equal GPUs give the first by UUID', () => {
+    const byId = sharesOf(threeGpus.slice(0, 2), 2);
+    const reversed = [...byId.keys()].reverse();
+    expect(preferShares({ available: reversed, mustInclude: [], size: 1 }, byId, 'distributed')).toEqual([
+      share(0, 1),
+    ]);
+    expect(preferShares({ available: reversed, mustInclude: [], size: 2 }, byId, 'distributed')).toEqual([
+      share(0, 1),
+      share(0, 0),
+    ]);
+  });
+
+  it('spread: between equally loaded GPUs, the one this container took fewer from', () => {
+    const byId = sharesOf(threeGpus.slice(0, 2), 2);
+    // GPU 1 has one replica in use elsewhere; 3 wanted, no GPU has 3 free.
+    const available = [...byId.keys()].filter((id) => id !== share(1, 0));
+    expect(preferShares({ available, mustInclude: [], size: 3 }, byId, 'distributed')).toEqual([
+      share(0, 0),
+      share(1, 1),
+      share(0, 1),
+    ]);
+  });
+
+  it('an unchecked request for more than is offered gets what is offered, and an unknown must-include is kept', () => {
+    const byId = sharesOf(threeGpus.slice(0, 1), 2);
+    expect(preferShares({ available: [...byId.keys()], mustInclude: [], size: 5 }, byId, 'packed')).toEqual([
+      share(0, 0),
+      share(0, 1),
+    ]);
+    expect(
+      preferShares(
+        { available: ['GPU-gone::0', ...byId.keys()], mustInclude: ['GPU-gone::0'], size: 2 },
+        byId,
+        'distributed',
+      ),
+    ).toEqual(['GPU-gone::0', share(0, 0)]);
   });
 });

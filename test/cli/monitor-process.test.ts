@@ -29,8 +29,8 @@ afterEach(async () => {
 async function simulatedNode(): Promise<{ node: MockNode; proc: FakeHostProc }> {
   const state = twoGpuState();
   state.devices[0]!.processes = [
-    { pid: 101, usedMemoryMiB: 1024, smUtil: 30 },
-    { pid: 102, usedMemoryMiB: 512, smUtil: 10 },
+    { pid: 101, usedMemoryMiB: 1024, smUtil: 35 },
+    { pid: 102, usedMemoryMiB: 512, smUtil: 5 },
     { pid: 201, usedMemoryMiB: 2048, smUtil: 45 },
     { pid: 900, usedMemoryMiB: 256 },
   ];
@@ -89,6 +89,8 @@ describe('vgpu-agent monitor (process)', () => {
     const b0 = { pod_uid: POD_B, container_id: CTR_B, uuid: GPU0, gpu: 0 };
     expect(valueOf(samples, 'vgpu_container_memory_used_bytes', a0)).toBe(1536 * MIB);
     expect(valueOf(samples, 'vgpu_container_processes', a0)).toBe(2);
+    // 35 % + 5 %, exposed as 0.4 (not 0.39999999999999997)
+    expect(valueOf(samples, 'vgpu_container_sm_utilization_ratio', a0)).toBe(0.4);
     expect(valueOf(samples, 'vgpu_container_memory_used_bytes', b0)).toBe(2048 * MIB);
     expect(valueOf(samples, 'vgpu_container_memory_used_bytes', { pod_uid: POD_A, uuid: GPU1 })).toBe(
       4096 * MIB,

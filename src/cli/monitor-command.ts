@@ -6,6 +6,7 @@
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import type { MonitorSources } from '../monitor/agent.js';
 import { LiveMonitor } from '../monitor/live-monitor.js';
+import { NvmlLibraryError } from '../nvml/errors.js';
 import type { NodeRuntime } from '../runtime/node-runtime.js';
 import { parseListenAddress } from '../runtime/status-server.js';
 import { type Command, ExitCode } from './command.js';
@@ -56,6 +57,13 @@ export const monitorCommand: Command = {
       default: ':9394',
       description: 'Listen address of /metrics, /healthz, /readyz',
     },
+    {
+      flag: 'fail-on-init-error',
+      env: 'FAIL_ON_INIT_ERROR',
+      type: 'boolean',
+      default: true,
+      description: "Exit 1 when NVML cannot be loaded; false: say so and idle (the plugin's failOnInitError)",
+    },
   ],
   async run(args, io) {
     const v = args.values;
@@ -64,16 +72,26 @@ export const monitorCommand: Command = {
     const nodeName = v['node-name'] as string | undefined;
     const root = createLogger({ level: v['log-level'] as LogLevel, format: v['log-format'] as LogFormat });
     const logger = nodeName ? root.child({ node: nodeName }) : root;
-    const monitor = await LiveMonitor.start({
-      logger,
-      nvmlLibrary: v['nvml-library'] as string,
-      hostPaths: hostPathsFrom(v),
-      agentVersion: agentVersion(),
-      metricsAddress,
-      intervalMs,
-      env: io.env,
-      openSources: (runtime) => openMonitorSources(v, io.env, runtime),
-    });
+    let monitor: LiveMonitor;
+    try {
+      monitor = await LiveMonitor.start({
+        logger,
+        nvmlLibrary: v['nvml-library'] as string,
+        hostPaths: hostPathsFrom(v),
+        agentVersion: agentVersion(),
+        metricsAddress,
+        intervalMs,
+        env: io.env,
+        openSources: (runtime) => openMonitorSources(v, io.env, runtime),
+      });
+    } catch (err) {
+      if (!(err instanceof NvmlLibraryError) || v['fail-on-init-error']) throw err;
+      // As the plugin: a node without a driver keeps the pod running, idle. Listen before saying so.
+      const signal = waitForSignal();
+      logger.error({ err }, 'NVML unavailable and failOnInitError=false: idling');
+      logger.info({ signal: await signal }, 'stopped');
+      return ExitCode.OK;
+    }
     logger.info({ intervalMs, hostProc: hostPathsFrom(v).procRoot }, 'monitor collecting');
     const signal = await waitForSignal();
     logger.info({ signal }, 'stopping');

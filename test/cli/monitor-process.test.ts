@@ -125,6 +125,17 @@ describe('vgpu-agent monitor (process)', () => {
     expect(run.stderr).toContain('Run `vgpu-agent monitor --help`.');
   });
 
+  it('idles without NVML when FAIL_ON_INIT_ERROR=false, and exits 0 on SIGTERM', async () => {
+    const run = runCli(['monitor', '--metrics-address', '127.0.0.1:0'], {
+      NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',
+      FAIL_ON_INIT_ERROR: 'false',
+    });
+    const idling = 'NVML unavailable and failOnInitError=false: idling';
+    await expect.poll(() => logLine(run, idling), { timeout: 20_000 }).toBeDefined();
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+  });
+
   it('exits 1 with one line naming the library when NVML cannot be loaded', async () => {
     const run = runCli(['monitor', '--metrics-address', '127.0.0.1:0'], {
       NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',

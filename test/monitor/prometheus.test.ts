@@ -146,6 +146,13 @@ describe.skipIf(missing !== null)('the monitor under a real Prometheus', () => {
     expect(series!.metric).toMatchObject({ container_id: CTR, gpu: '0', job: 'vgpu-monitor' });
     const [up] = await query(base, 'up{job="vgpu-monitor"}');
     expect(up!.value[1]).toBe('1');
+    // The README's PromQL runs (query() throws on anything but success).
+    const perNamespace = await query(base, 'sum by (namespace) (vgpu_container_memory_used_bytes)');
+    expect(Number(perNamespace[0]!.value[1])).toBe(1536 * MIB);
+    await query(
+      base,
+      'max_over_time(vgpu_container_sm_utilization_ratio[1h]) == 0 and on (namespace, pod, container, uuid) vgpu_container_memory_used_bytes > 0',
+    );
   });
 
   it('passes promtool check metrics on its /metrics', async () => {

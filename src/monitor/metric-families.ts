@@ -140,8 +140,17 @@ export const MONITOR_FAMILIES: readonly FamilyDefinition[] = [
 
 type Labels = Record<string, string>;
 
+/**
+ * Families and how to compute them from a snapshot: the monitor's own (MONITOR_FAMILY_SET), and the
+ * opt-in compatibility sets (compat.ts).
+ */
+export interface FamilySet {
+  definitions: readonly FamilyDefinition[];
+  families(snapshot: MonitorSnapshot): MetricFamilies;
+}
+
 /** Collects samples per family, adding up those with identical labels (a restarted container's two IDs). */
-class FamilyBuilder {
+export class FamilyBuilder {
   private readonly families = new Map<string, Map<string, Sample>>();
 
   add(name: string, labels: Labels, value: number | undefined, cap = Number.POSITIVE_INFINITY): void {
@@ -222,6 +231,8 @@ function addHost(out: FamilyBuilder, usage: HostUsage): void {
   out.add('vgpu_unallocated_memory_used_bytes', labels, usage.memoryUsedBytes);
   out.add('vgpu_unallocated_processes', labels, usage.processCount);
 }
+
+export const MONITOR_FAMILY_SET: FamilySet = { definitions: MONITOR_FAMILIES, families: metricFamilies };
 
 /** The physical GPU (uuid, index) and, for a MIG device, its GPU and compute instance ids. */
 function deviceLabels(device: MonitoredDevice): Labels {

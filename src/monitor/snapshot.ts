@@ -114,6 +114,8 @@ export interface SplitUsage {
   names: ContainerNames;
   /** the allocation directory's name under `<hookPath>/containers/` */
   allocation: string;
+  /** the GPU's position in the container (NVIDIA_VISIBLE_DEVICES order, CUDA_DEVICE_MEMORY_LIMIT_<i>) */
+  deviceIndex: number;
   /** Σ of its slices' memory on this GPU; absent when neither allocation.json nor the region gives it */
   memoryLimitBytes?: number;
   /** Σ of its slices' compute share, 0-1 */

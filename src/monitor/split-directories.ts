@@ -172,6 +172,7 @@ export class SplitDirectories {
         device: { uuid, gpuUuid: uuid, gpuIndex },
         names: { ...assignment.names },
         allocation: directory.name,
+        deviceIndex: i,
       };
       const limits = allocation.limits?.[i];
       const regionDevice = region && regionDeviceOf(region, uuid, i);

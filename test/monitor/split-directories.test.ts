@@ -144,6 +144,7 @@ describe('split directories: join and usage', () => {
         device: { uuid: GPU0, gpuUuid: GPU0, gpuIndex: 0 },
         names: TRAIN,
         allocation: 'a1',
+        deviceIndex: 0,
         memoryLimitBytes: 20480 * MiB,
         smLimitRatio: 0.5,
         hami: {
@@ -160,6 +161,7 @@ describe('split directories: join and usage', () => {
       expect.objectContaining({
         device: { uuid: GPU1, gpuUuid: GPU1, gpuIndex: 1 },
         names: TRAIN,
+        deviceIndex: 1,
         memoryLimitBytes: 10240 * MiB,
         smLimitRatio: 0.25,
         hami: expect.objectContaining({ deviceIndex: 1, memoryUsedBytes: 5 * MiB }),
@@ -168,6 +170,7 @@ describe('split directories: join and usage', () => {
         device: { uuid: GPU1, gpuUuid: GPU1, gpuIndex: 1 },
         names: SERVE,
         allocation: 'b2',
+        deviceIndex: 0,
         memoryLimitBytes: 10240 * MiB,
         smLimitRatio: 0.25,
       },

@@ -3,8 +3,8 @@
  * that libvgpu maps in every CUDA process of a split container, holding that container's limits and
  * each process's accounting. The monitor reports HAMi-core's own figures from it, next to NVML's.
  *
- * Layout: HAMi-core's `shared_region_t` (src/multiprocess/multiprocess_memory_limit.h, version 1.x,
- * x86-64 and arm64 LP64), offsets checked with gcc on that header; see docs/metrics.md. The file is
+ * Layout: HAMi-core's `shared_region_t` (src/multiprocess/multiprocess_memory_limit.h, version 1.x),
+ * offsets checked with gcc's offsetof() on that header for x86-64 (64-bit glibc, 32-byte sem_t). The file is
  * read, never mapped or written: a few positioned reads of the header, the tail and only the process
  * slots in use (a few KiB for a typical container, never more than the region's size), so a read never
  * blocks the event loop and a foreign or half-written file is reported, not trusted.

@@ -41,6 +41,8 @@ const ALLOCATION_FILE = 'allocation.json';
 /** allocation.json is a few hundred bytes; anything far larger is not the plugin's */
 const ALLOCATION_FILE_MAX_BYTES = 64 * 1024;
 export const DEFAULT_SPLIT_GRACE_PERIOD_MS = 5 * 60_000;
+/** directories read at once */
+const FILE_CONCURRENCY = 8;
 
 const allocationFileSchema = z.object({
   resource: z.string().min(1),
@@ -104,8 +106,7 @@ export class SplitDirectories {
     const assignments = await this.askAssignments();
     if (!assignments) return [];
     const matched = joinDirectories(directories, assignments);
-    const usage: SplitUsage[] = [];
-    for (const [directory, assignment] of matched) usage.push(...(await this.usageOf(directory, assignment)));
+    const usage = (await mapConcurrently([...matched], ([d, a]) => this.usageOf(d, a))).flat();
     await this.gc.collect(unassignedDirectories(directories, matched, assignments));
     return usage;
   }
@@ -132,11 +133,8 @@ export class SplitDirectories {
         this.reportProblem(this.containersDir, String(err), { err }, 'cannot list split directories');
       return [];
     }
-    const directories: AllocationDirectory[] = [];
-    for (const name of names.sort()) {
-      const directory = await this.readDirectory(name);
-      if (directory) directories.push(directory);
-    }
+    const read = await mapConcurrently(names.sort(), (name) => this.readDirectory(name));
+    const directories = read.filter((d): d is AllocationDirectory => d !== undefined);
     this.forgetProblemsOutside(new Set(directories.map((d) => d.dir)));
     return directories;
   }
@@ -231,6 +229,20 @@ async function readAllocationFile(file: string): Promise<AllocationFile | string
     const code = (err as NodeJS.ErrnoException).code;
     return code ? `${file}: ${code}` : `${file} is not JSON`;
   }
+}
+
+/**
+ * `fn` over `items`, a few at a time, results in order: file reads overlap, yet their completions do
+ * not all land in one event-loop turn.
+ */
+async function mapConcurrently<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(FILE_CONCURRENCY, items.length) }, worker));
+  return results;
 }
 
 /** The physical GPUs of slice IDs (`<uuid>::<n>`), in order. */

@@ -9,8 +9,9 @@
  * - its shared region is locked (`<host /proc>/locks`: libvgpu locks the file while it sets it up), or
  * - the region was written during the grace period and lists a process, or cannot be read.
  * A region that lists processes but nobody wrote for the grace period is a leftover: libvgpu only clears
- * the slots of killed processes (OOM kills) when another process of the same container starts, and
- * a live libvgpu process writes the region every few hundred milliseconds.
+ * the slots of killed processes (OOM kills) when another process of the same container starts, while
+ * in a live process its watcher thread writes the region every 120 ms (the file's mtime follows within
+ * the kernel's writeback delay, seconds, well inside the grace period).
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';

@@ -23,6 +23,7 @@ import {
   type MonitoredDevice,
   type MonitorSnapshot,
   type ProcessUsage,
+  type SplitUsage,
 } from './snapshot.js';
 
 const DEFAULT_COLLECTION_INTERVAL_MS = 5000;
@@ -53,6 +54,8 @@ export interface CollectorOptions {
   namer?: ContainerNamer;
   /** allocations from PodResources; default: none (nothing is called unallocated) */
   allocations?: AllocationSource;
+  /** split containers' limits and HAMi-core usage (SplitDirectories); default: none */
+  splits?: { scan(): Promise<readonly SplitUsage[]> };
   intervalMs?: number;
   hooks?: CollectorHooks;
   logger: Logger;
@@ -141,6 +144,7 @@ export class Collector {
       this.options.namer ?? NO_NAMES,
       this.options.allocations ?? NO_ALLOCATIONS,
     );
+    const splits = await this.scanSplits();
     const { inventory } = this.options;
     this.last = deepFreeze({
       takenAtMs,
@@ -151,9 +155,21 @@ export class Collector {
       devices,
       ...usage,
       processesNotInProc: [...pids].filter((pid) => !found.has(pid)).length,
+      ...(splits && { splits }),
     });
     this.options.hooks?.onCollected?.(this.last);
     return this.last;
+  }
+
+  /** Split containers' figures; a failing scan costs only those (the scanner logs its own problems). */
+  private async scanSplits(): Promise<readonly SplitUsage[] | undefined> {
+    if (!this.options.splits) return undefined;
+    try {
+      return await this.options.splits.scan();
+    } catch (err) {
+      this.logger.error({ err }, 'split directories scan failed');
+      return [];
+    }
   }
 
   /** Every PID's /proc entry, a few at a time; missing ones (exited, unreadable) are left out. */

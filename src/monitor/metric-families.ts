@@ -8,7 +8,7 @@
  * GPU (never also the GPU's aggregate). A reading a device does not give has no series. The families
  * and their labels are documented in docs/metrics.md.
  */
-import type { ContainerUsage, HostUsage, MonitoredDevice, MonitorSnapshot } from './snapshot.js';
+import type { ContainerUsage, HostUsage, MonitoredDevice, MonitorSnapshot, SplitUsage } from './snapshot.js';
 
 export type MetricType = 'gauge' | 'counter';
 
@@ -110,6 +110,22 @@ export const MONITOR_FAMILIES: readonly FamilyDefinition[] = [
   ),
   gauge('vgpu_container_processes', CONTAINER_LABELS, "A container's processes on a GPU or MIG device"),
   gauge(
+    'vgpu_container_memory_limit_bytes',
+    CONTAINER_LABELS,
+    "A split-slice container's memory limit on a GPU (its slices' memory added up), enforced by HAMi-core",
+  ),
+  gauge(
+    'vgpu_container_sm_limit_ratio',
+    CONTAINER_LABELS,
+    "A split-slice container's compute limit on a GPU, 0-1: the share of SMs HAMi-core lets it use",
+  ),
+  gauge(
+    'vgpu_container_hami_memory_used_bytes',
+    CONTAINER_LABELS,
+    "GPU memory HAMi-core counts for a split-slice container's processes (its own accounting, from the " +
+      "shared region; vgpu_container_memory_used_bytes is NVML's figure)",
+  ),
+  gauge(
     'vgpu_unallocated_memory_used_bytes',
     [...CONTAINER_LABELS, 'kind'],
     'GPU memory used outside any device allocation: by a container kubelet did not allocate the device ' +
@@ -124,8 +140,17 @@ export const MONITOR_FAMILIES: readonly FamilyDefinition[] = [
 
 type Labels = Record<string, string>;
 
+/**
+ * Families and how to compute them from a snapshot: the monitor's own (MONITOR_FAMILY_SET), and the
+ * opt-in compatibility sets (compat.ts).
+ */
+export interface FamilySet {
+  definitions: readonly FamilyDefinition[];
+  families(snapshot: MonitorSnapshot): MetricFamilies;
+}
+
 /** Collects samples per family, adding up those with identical labels (a restarted container's two IDs). */
-class FamilyBuilder {
+export class FamilyBuilder {
   private readonly families = new Map<string, Map<string, Sample>>();
 
   add(name: string, labels: Labels, value: number | undefined, cap = Number.POSITIVE_INFINITY): void {
@@ -164,7 +189,15 @@ export function metricFamilies(snapshot: MonitorSnapshot): MetricFamilies {
   }
   for (const usage of snapshot.containers) addContainer(out, usage);
   for (const usage of snapshot.host) addHost(out, usage);
+  for (const split of snapshot.splits ?? []) addSplit(out, split);
   return out.build();
+}
+
+function addSplit(out: FamilyBuilder, split: SplitUsage): void {
+  const labels = { ...deviceLabels(split.device), ...split.names };
+  out.add('vgpu_container_memory_limit_bytes', labels, split.memoryLimitBytes);
+  out.add('vgpu_container_sm_limit_ratio', labels, split.smLimitRatio, 1);
+  out.add('vgpu_container_hami_memory_used_bytes', labels, split.hami?.memoryUsedBytes);
 }
 
 function addGpuInfo(out: FamilyBuilder, snapshot: MonitorSnapshot): void {
@@ -198,6 +231,8 @@ function addHost(out: FamilyBuilder, usage: HostUsage): void {
   out.add('vgpu_unallocated_memory_used_bytes', labels, usage.memoryUsedBytes);
   out.add('vgpu_unallocated_processes', labels, usage.processCount);
 }
+
+export const MONITOR_FAMILY_SET: FamilySet = { definitions: MONITOR_FAMILIES, families: metricFamilies };
 
 /** The physical GPU (uuid, index) and, for a MIG device, its GPU and compute instance ids. */
 export function deviceLabels(device: MonitoredDevice): Labels {

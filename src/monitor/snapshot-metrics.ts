@@ -5,20 +5,28 @@
  * are computed once per snapshot however many scrapers ask.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { type MetricFamilies, MONITOR_FAMILIES, metricFamilies } from './metric-families.js';
+import { type FamilySet, type MetricFamilies, MONITOR_FAMILY_SET } from './metric-families.js';
 import type { MonitorSnapshot } from './snapshot.js';
 
 /**
- * Registers every monitor family on `registry`. `latest` gives the snapshot to serve (undefined
- * before the first collection: the families are then empty).
+ * Registers every monitor family on `registry`, and those of each extra set (`--compat`). `latest`
+ * gives the snapshot to serve (undefined before the first collection: the families are then empty).
  */
-export function registerSnapshotMetrics(registry: Registry, latest: () => MonitorSnapshot | undefined): void {
-  const familiesOf = memoizeLast(metricFamilies);
+export function registerSnapshotMetrics(
+  registry: Registry,
+  latest: () => MonitorSnapshot | undefined,
+  extraSets: readonly FamilySet[] = [],
+): void {
+  for (const set of [MONITOR_FAMILY_SET, ...extraSets]) registerSet(registry, latest, set);
+}
+
+function registerSet(registry: Registry, latest: () => MonitorSnapshot | undefined, set: FamilySet): void {
+  const familiesOf = memoizeLast((snapshot: MonitorSnapshot) => set.families(snapshot));
   const current = (): MetricFamilies | undefined => {
     const snapshot = latest();
     return snapshot && familiesOf(snapshot);
   };
-  for (const family of MONITOR_FAMILIES) {
+  for (const family of set.definitions) {
     const config = {
       name: family.name,
       help: family.help,

@@ -90,6 +90,40 @@ export interface HostUsage {
   processCount: number;
 }
 
+/** HAMi-core's own figures for one device of a split container, from its shared region. */
+export interface HamiCoreUsage {
+  /** HAMi-core's device index in the container (CUDA_DEVICE_MEMORY_LIMIT_<i>) */
+  deviceIndex: number;
+  /** Σ of its processes' allocations as HAMi-core counts them */
+  memoryUsedBytes: number;
+  contextBytes: number;
+  moduleBytes: number;
+  dataBytes: number;
+  /** Σ of HAMi-core's last per-process SM samples, 0-100 each (an idle process keeps its last value) */
+  smUtilPercent: number;
+  /** processes the region lists */
+  processCount: number;
+  /** when the container last launched a kernel, seconds since the epoch; absent: never */
+  lastKernelTimeSeconds?: number;
+}
+
+/** A split-slice container's limits on one GPU, from the plugin's allocation directory. */
+export interface SplitUsage {
+  /** the physical GPU (split slices are always whole-GPU shares) */
+  device: MonitoredDevice;
+  names: ContainerNames;
+  /** the allocation directory's name under `<hookPath>/containers/` */
+  allocation: string;
+  /** the GPU's position in the container (NVIDIA_VISIBLE_DEVICES order, CUDA_DEVICE_MEMORY_LIMIT_<i>) */
+  deviceIndex: number;
+  /** Σ of its slices' memory on this GPU; absent when neither allocation.json nor the region gives it */
+  memoryLimitBytes?: number;
+  /** Σ of its slices' compute share, 0-1 */
+  smLimitRatio?: number;
+  /** absent until a process of the container used the GPU through HAMi-core (no region file yet) */
+  hami?: HamiCoreUsage;
+}
+
 export interface MonitorSnapshot {
   /** when the collection started, ms since the epoch */
   takenAtMs: number;
@@ -103,6 +137,8 @@ export interface MonitorSnapshot {
   host: readonly HostUsage[];
   /** processes NVML listed that the host /proc does not show (exited meanwhile, or no hostPID) */
   processesNotInProc: number;
+  /** split-slice containers' limits and HAMi-core usage; absent when the monitor has no hook path */
+  splits?: readonly SplitUsage[];
 }
 
 /** Freezes a plain-data snapshot all the way down. */

@@ -27,16 +27,35 @@ import { distinctTargets } from './allocate-response.js';
  */
 export const HAMI_LOCK_DIR = '/tmp/vgpulock';
 
-/** The part that needs no host: env values for the slices, per GPU in NVIDIA_VISIBLE_DEVICES order. */
-function splitLimitEnvs(devices: readonly AdvertisedDevice[]): Record<string, string> {
-  const envs: Record<string, string> = {};
-  distinctTargets(devices).forEach((target, i) => {
+/**
+ * One GPU's limits in a split container, in NVIDIA_VISIBLE_DEVICES order (HAMi-core's device index).
+ * Also written to the container directory's allocation.json, where the monitor reads them.
+ */
+export interface SplitGpuLimits {
+  uuid: string;
+  memoryMiB: number;
+  corePercent: number;
+}
+
+/** The slices' limits added up per GPU; compute capped at the whole GPU. */
+export function splitGpuLimits(devices: readonly AdvertisedDevice[]): SplitGpuLimits[] {
+  return distinctTargets(devices).map((target) => {
     const slices = devices.filter((d) => d.target.uuid === target.uuid && d.slice);
-    const memoryMiB = slices.reduce((sum, d) => sum + d.slice!.memoryMiB, 0);
-    const corePercent = Math.min(
-      100,
-      slices.reduce((sum, d) => sum + d.slice!.corePercent, 0),
-    );
+    return {
+      uuid: target.uuid,
+      memoryMiB: slices.reduce((sum, d) => sum + d.slice!.memoryMiB, 0),
+      corePercent: Math.min(
+        100,
+        slices.reduce((sum, d) => sum + d.slice!.corePercent, 0),
+      ),
+    };
+  });
+}
+
+/** The part that needs no host: env values for the slices, per GPU in NVIDIA_VISIBLE_DEVICES order. */
+function splitLimitEnvs(limits: readonly SplitGpuLimits[]): Record<string, string> {
+  const envs: Record<string, string> = {};
+  limits.forEach(({ memoryMiB, corePercent }, i) => {
     envs[`CUDA_DEVICE_MEMORY_LIMIT_${i}`] = `${memoryMiB}m`;
     envs[`CUDA_DEVICE_SM_LIMIT_${i}`] = String(corePercent);
     // HAMi-core reads one SM limit for every device; HAMi sets it from the first one.
@@ -80,11 +99,12 @@ export class SplitAllocator {
     response: ContainerAllocateResponse,
     resource: string,
   ): Promise<void> {
-    response.envs = { ...response.envs, ...splitLimitEnvs(devices) };
+    const limits = splitGpuLimits(devices);
+    response.envs = { ...response.envs, ...splitLimitEnvs(limits) };
     // Without HAMi-core nothing is mounted: a preload file naming a missing library breaks every process.
     if (!this.enforced) return;
     const allocation = randomUUID();
-    const hostDir = await this.createContainerDir(allocation, resource, devices);
+    const hostDir = await this.createContainerDir(allocation, resource, devices, limits);
     await this.ensureLockDir();
     response.envs.CUDA_DEVICE_MEMORY_SHARED_CACHE = path.posix.join(
       this.host.hookPath,
@@ -110,18 +130,22 @@ export class SplitAllocator {
     ];
   }
 
-  /** One host directory per container: HAMi-core's shared region lives there, visible to the monitor. */
+  /**
+   * One host directory per container: HAMi-core's shared region lives there, visible to the monitor,
+   * which joins it to its container through the device IDs and reports the limits.
+   */
   private async createContainerDir(
     allocation: string,
     resource: string,
     devices: readonly AdvertisedDevice[],
+    limits: readonly SplitGpuLimits[],
   ): Promise<string> {
     const hostDir = path.join(this.host.hookPath, 'containers', allocation);
     await mkdir(hostDir, { recursive: true });
     await chmod(hostDir, 0o777); // the container's user, whoever it is, writes its cache file here
     await writeFile(
       path.join(hostDir, 'allocation.json'),
-      `${JSON.stringify({ resource, deviceIds: devices.map((d) => d.id), allocatedAt: new Date().toISOString() })}\n`,
+      `${JSON.stringify({ resource, deviceIds: devices.map((d) => d.id), allocatedAt: new Date().toISOString(), limits })}\n`,
     );
     return hostDir;
   }

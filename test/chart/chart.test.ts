@@ -4,7 +4,7 @@
  * the Kubernetes schema, the agent's own parsers accepting what the chart hands it (environment and
  * config files), and per mode what matters: mounts, probes, privileges, RBAC, images.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { helmBinary } from '../../scripts/helm.mjs';
@@ -400,6 +400,17 @@ describe('chart modes', () => {
     const service = findObject(objects, 'Service');
     expect(service.spec.ports.map((p: { port: number }) => p.port)).toEqual([9396, 9394]);
     expect(renderings.get('servicemonitor-values.yaml')!.notes.stdout).toContain('Monitor: port 9394');
+  });
+
+  it("Grafana dashboard: a ConfigMap for the sidecar holding the repository's dashboard unchanged", () => {
+    const dashboard = findObject(rendered('servicemonitor-values.yaml'), 'ConfigMap', 'vgpu-agent-dashboard');
+    expect(dashboard.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+    expect(dashboard.metadata.annotations).toEqual({ grafana_folder: 'GPUs' });
+    const file = readFileSync(path.join(CHART_DIR, 'dashboards/vgpu-agent.json'), 'utf8');
+    expect(dashboard.data['vgpu-agent.json']).toBe(file);
+    expect(rendered('default-values.yaml').some((o) => o.metadata.name === 'vgpu-agent-dashboard')).toBe(
+      false,
+    );
   });
 
   it('air-gapped: the global registry and the digest win; pull secrets on the agent and the test pod', () => {

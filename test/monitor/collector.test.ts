@@ -3,6 +3,9 @@
  * NVML, a generated host /proc, the collector, and the series a prom-client Registry serves. Every
  * test reads series values as a scraper would.
  */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildInventory } from '../../src/devices/inventory.js';
@@ -12,8 +15,10 @@ import { InMemoryContainers, type KnownContainer } from '../../src/monitor/conta
 import { MonitorMetrics } from '../../src/monitor/monitor-metrics.js';
 import { HostProcesses } from '../../src/monitor/proc.js';
 import { registerSnapshotMetrics } from '../../src/monitor/snapshot-metrics.js';
+import { SplitDirectories } from '../../src/monitor/split-directories.js';
 import type { MockNvmlState } from '../../src/sim/mock-node.js';
 import { containerCgroup, FakeHostProc, hostCgroup } from '../helpers/fake-proc.js';
+import { encodeRegion } from '../helpers/hami-region-file.js';
 import { type OpenedMock, openMockNvml, twoGpuState } from '../helpers/mock-nvml.js';
 import { type MonitorMockState, monitorState } from '../helpers/monitor-state.js';
 
@@ -317,6 +322,43 @@ describe('monitor collection', () => {
     expect(await value(m.registry, 'vgpu_container_processes', { pod: 'trainer-0' })).toBe(1);
     expect(await value(m.registry, 'vgpu_container_processes', { pod_uid: POD_B })).toBe(2);
     expect(await value(m.registry, 'vgpu_container_memory_used_bytes', { pod_uid: POD_B })).toBe(2560 * MIB);
+  });
+
+  it("serves a split container's limits and HAMi-core usage beside NVML's figures, under their own names", async () => {
+    const hookPath = await mkdtemp(path.join(tmpdir(), 'monitor-hook-'));
+    const dir = path.join(hookPath, 'containers', 'alloc-1');
+    await mkdir(dir, { recursive: true });
+    const limits = [{ uuid: GPU0, memoryMiB: 8192, corePercent: 40 }];
+    const deviceIds = [`${GPU0}::0`, `${GPU0}::1`];
+    const allocation = {
+      resource: 'nvidia.com/gpu',
+      deviceIds,
+      allocatedAt: new Date().toISOString(),
+      limits,
+    };
+    await writeFile(path.join(dir, 'allocation.json'), JSON.stringify(allocation));
+    const region = { uuids: [GPU0], processes: [{ pid: 5, devices: [{ total: 1400 * MIB }] }] };
+    await writeFile(path.join(dir, 'alloc-1.cache'), encodeRegion(region));
+    const splits = new SplitDirectories({
+      hookPath,
+      assignments: {
+        assignments: async () => [{ names: TRAINER.names, resource: 'nvidia.com/gpu', deviceIds }],
+      },
+      gpus: [{ uuid: GPU0, index: 0 }],
+      logger: createLogger({ level: 'silent' }),
+    });
+    try {
+      const m = await startMonitor(timeSlicedState(), [TRAINER], { splits });
+      await addTimeSlicedProcesses(m.proc);
+      await m.collector.collectOnce();
+      const trainer = { namespace: 'ml', pod: 'trainer-0', container: 'train', uuid: GPU0, gpu: 0 };
+      expect(await value(m.registry, 'vgpu_container_memory_limit_bytes', trainer)).toBe(8192 * MIB);
+      expect(await value(m.registry, 'vgpu_container_sm_limit_ratio', trainer)).toBe(0.4);
+      expect(await value(m.registry, 'vgpu_container_hami_memory_used_bytes', trainer)).toBe(1400 * MIB);
+      expect(await value(m.registry, 'vgpu_container_memory_used_bytes', trainer)).toBe(1536 * MIB);
+    } finally {
+      await rm(hookPath, { recursive: true, force: true });
+    }
   });
 
   it('serves the last snapshot without calling NVML, and the snapshot is immutable', async () => {

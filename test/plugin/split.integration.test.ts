@@ -82,9 +82,10 @@ describe('split slices', () => {
     ]);
     expect((await stat(hostDir)).mode & 0o777).toBe(0o777);
     expect((await stat(HAMI_LOCK_DIR)).mode & 0o777).toBe(0o777);
-    expect(
-      JSON.parse(await readFile(path.join(hostDir, 'allocation.json'), 'utf8')).deviceIds.sort(),
-    ).toEqual([...deviceIds].sort());
+    const allocation = JSON.parse(await readFile(path.join(hostDir, 'allocation.json'), 'utf8'));
+    expect(allocation.deviceIds.sort()).toEqual([...deviceIds].sort());
+    // The monitor reports these as the container's limits (src/monitor/split-directories.ts).
+    expect(allocation.limits).toEqual([{ uuid: gpuUuid, memoryMiB: 54612, corePercent: 66 }]);
     expect(await metricValue(running, ENFORCED)).toBe(1);
     expect(warningsAbout(running.logs, 'ld.so.preload')).toEqual([]);
   });

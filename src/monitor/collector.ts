@@ -150,6 +150,7 @@ export class Collector {
       devices,
       ...usage,
       processesNotInProc: [...pids].filter((pid) => !found.has(pid)).length,
+      allocations: [...(this.options.allocations?.allocations?.() ?? [])],
     });
     this.options.hooks?.onCollected?.(this.last);
     return this.last;

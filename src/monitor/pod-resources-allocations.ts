@@ -154,7 +154,10 @@ export class PodResourcesAllocations implements AllocationSource {
   }
 }
 
-/** Every container's devices of ours, by name; containers listed without any get an empty set. */
+/**
+ * Every container's devices of ours, by name; containers listed without any get an empty set. A device
+ * on several NUMA nodes is listed once per node: it counts once.
+ */
 function indexAnswer(response: ListPodResourcesResponse__Output, knownUuids?: ReadonlySet<string>): Answer {
   const byContainer = new Map<string, Set<string>>();
   const allocations: ContainerAllocation[] = [];
@@ -162,11 +165,14 @@ function indexAnswer(response: ListPodResourcesResponse__Output, knownUuids?: Re
     for (const container of pod.containers) {
       const names = { namespace: pod.namespace, pod: pod.name, container: container.name };
       const devices = new Set<string>();
+      const seen = new Set<string>();
       byContainer.set(nameKey(names), devices);
       for (const { resource_name: resourceName, device_ids: deviceIds } of container.devices) {
         for (const deviceId of deviceIds) {
           const parsed = parseDeviceId(deviceId);
-          if (!parsed || (knownUuids && !knownUuids.has(parsed.uuid))) continue;
+          const key = `${resourceName}\n${deviceId}`;
+          if (!parsed || (knownUuids && !knownUuids.has(parsed.uuid)) || seen.has(key)) continue;
+          seen.add(key);
           devices.add(parsed.uuid);
           allocations.push({ names, resourceName, deviceId, uuid: parsed.uuid });
         }

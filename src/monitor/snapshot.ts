@@ -5,7 +5,7 @@
  * absent (undefined), never 0.
  */
 import type { PodContainerRef } from './cgroup.js';
-import type { ContainerNames } from './containers.js';
+import type { ContainerAllocation, ContainerNames } from './containers.js';
 
 /** A monitored device: a whole GPU, or one MIG device of a GPU. */
 export interface MonitoredDevice {
@@ -103,6 +103,8 @@ export interface MonitorSnapshot {
   host: readonly HostUsage[];
   /** processes NVML listed that the host /proc does not show (exited meanwhile, or no hostPID) */
   processesNotInProc: number;
+  /** every device ID kubelet gave a container, when the allocation source lists them (PodResources) */
+  allocations?: readonly ContainerAllocation[];
 }
 
 /** Freezes a plain-data snapshot all the way down. */

@@ -206,6 +206,7 @@ export class FakeKubeApi {
 
   private watch(res: http.ServerResponse, resource: Resource, from: number): void {
     res.writeHead(200, { 'content-type': 'application/json' });
+    res.flushHeaders(); // as the API server does: the watch is open before its first event
     if (from < this.oldestVersion) {
       const gone: WatchEvent<KubeObject> = {
         type: 'ERROR',

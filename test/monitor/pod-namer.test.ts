@@ -7,12 +7,23 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpKubeClient, type KubePod } from '../../src/kube/client.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { bareContainerId, CONFIG_HASH_ANNOTATION, PodNamer } from '../../src/monitor/pod-namer.js';
 import { FakeKubeApi } from '../kube/fake-api.js';
 
 const NODE = 'gpu-node-1';
 const hex64 = (c: string) => c.repeat(64);
+function collectingLogger(): { logger: Logger; lines: { level: number; msg: string; err?: string }[] } {
+  const lines: { level: number; msg: string; err?: string }[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'debug', destination }), lines };
+}
+
 const silent = createLogger({
   level: 'debug',
   destination: new Writable({ write: (_chunk, _encoding, done) => done() }),
@@ -172,6 +183,48 @@ describe('PodNamer', () => {
     now += 1000;
     expect(names.namesOf(gone, hex64('b'))).toBeUndefined();
     expect(names.namesOf(keep, hex64('a'))?.pod).toBe('keep');
+  });
+
+  it('resumes a dropped watch from the last bookmark, and says what RBAC is missing when refused', async () => {
+    const api = await fakeApi();
+    const { logger, lines } = collectingLogger();
+    api.failWith = 403;
+    const names = await PodNamer.start({
+      nodeName: NODE,
+      client: new HttpKubeClient({ server: api.url, token: async () => 'token', requestTimeoutMs: 2000 }),
+      logger,
+      retry: { initialMs: 20, maxMs: 100 },
+      watchTimeoutSeconds: 60,
+    });
+    cleanups.push(() => names.stop());
+    expect(names.synced).toBe(false);
+    expect(lines.find((l) => l.level === 40)?.err).toBe(
+      `GET /api/v1/pods: 403 injected failure 403 (the service account needs list and watch on pods)`,
+    );
+    api.failWith = undefined;
+    await expect.poll(() => api.openWatchesOf('pods'), { timeout: 10_000 }).toBe(1);
+    expect(names.synced).toBe(true);
+
+    // A bookmark on the open watch, then (a poll later, once it has arrived) a drop: the reconnect
+    // resumes from the bookmark's version. Repeated until one does, as arrival is not observable.
+    const bookmarks = new Set<string>();
+    let bookmarkedWatches = 0;
+    await expect
+      .poll(
+        () => {
+          const watches = api.requests.filter((r) => r.query.watch === 'true');
+          if (api.openWatchesOf('pods') === 1 && bookmarkedWatches < watches.length) {
+            api.bookmark();
+            bookmarks.add(api.resourceVersion);
+            bookmarkedWatches = watches.length;
+          } else if (api.openWatchesOf('pods') === 1) {
+            api.dropWatches();
+          }
+          return watches.some((r) => bookmarks.has(r.query.resourceVersion!));
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
   });
 
   it('reads a list in pages', async () => {

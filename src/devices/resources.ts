@@ -58,9 +58,25 @@ export interface BuiltResources {
   warnings: string[];
 }
 
+const SHARE_SEPARATOR = '::';
+
 /** `<uuid>::<n>`: a replica or slice of a GPU or MIG device. */
 export function shareId(uuid: string, n: number): string {
-  return `${uuid}::${n}`;
+  return `${uuid}${SHARE_SEPARATOR}${n}`;
+}
+
+/**
+ * The inverse of the IDs this plugin advertises (what kubelet then reports in PodResources): a bare
+ * GPU or MIG UUID, or `shareId`'s `<uuid>::<n>` for a time-slicing replica or a split slice. Anything
+ * else (another plugin's device, a malformed share number) is undefined.
+ */
+export function parseDeviceId(id: string): { uuid: string; share?: number } | undefined {
+  const separator = id.lastIndexOf(SHARE_SEPARATOR);
+  const uuid = separator < 0 ? id : id.slice(0, separator);
+  if (!/^(?:GPU|MIG)-\S+$/.test(uuid) || uuid.includes(SHARE_SEPARATOR)) return undefined;
+  if (separator < 0) return { uuid };
+  const share = id.slice(separator + SHARE_SEPARATOR.length);
+  return /^(?:0|[1-9]\d*)$/.test(share) ? { uuid, share: Number(share) } : undefined;
 }
 
 /** Which of a resource's targets a `devices` selection covers, in the resource's order. */

@@ -1,8 +1,9 @@
 /**
- * The Kubernetes API calls the agent makes, and nothing else: read one Node, and watch that Node (a
- * field-selected watch, never the whole node list). Each call is a method, and the chart's RBAC grants
- * exactly these (test/chart/rbac.test.ts): another call (the pods on this node, for the monitor) comes
- * as a method of its own with its grant. Plain node:http(s) rather than @kubernetes/client-node: its
+ * The Kubernetes API calls the agent makes, and nothing else: read one Node and watch that Node (the
+ * plugin's config label), list and watch the pods on this node (the monitor's names); every list and
+ * watch is field-selected to this node, never cluster-wide. Each call is a method, and the chart's RBAC
+ * grants exactly these (test/chart/rbac.test.ts): a new call comes as a method of its own with its
+ * grant. Only the fields the agent reads are typed. Plain node:http(s) rather than @kubernetes/client-node: its
  * 2.x needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
  * runtime dependencies, for GET requests whose protocol fits here.
  */
@@ -37,8 +38,46 @@ export type WatchEvent<T> =
   | { type: 'ERROR'; object: KubeStatus };
 export type NodeWatchEvent = WatchEvent<KubeNode>;
 
-export interface WatchNodesRequest {
-  /** `metadata.name=<node>`: the watch must stay scoped to this node */
+/** A container's status, as far as the monitor reads it: which runtime container it is now. */
+export interface KubeContainerStatus {
+  name: string;
+  /** `<runtime>://<id>` (`containerd://…`, `cri-o://…`, `docker://…`); absent until it was created */
+  containerID?: string;
+}
+
+/** The part of a Pod object the monitor reads. */
+export interface KubePod extends KubeObject {
+  metadata: KubeObject['metadata'] & {
+    uid: string;
+    namespace: string;
+    annotations?: Record<string, string>;
+  };
+  status?: {
+    containerStatuses?: KubeContainerStatus[];
+    initContainerStatuses?: KubeContainerStatus[];
+    ephemeralContainerStatuses?: KubeContainerStatus[];
+  };
+}
+export type PodWatchEvent = WatchEvent<KubePod>;
+
+/** One page of a list: the objects and the version they were read at (`continue` for the next page). */
+export interface KubeList<T> {
+  metadata: { resourceVersion: string; continue?: string };
+  items: T[];
+}
+
+export interface ListPodsRequest {
+  /** `spec.nodeName=<node>`: the list must stay scoped to this node */
+  fieldSelector: string;
+  /** at most this many pods per page */
+  limit: number;
+  /** the token of the previous page */
+  continue?: string;
+  signal: AbortSignal;
+}
+
+export interface WatchRequest {
+  /** `metadata.name=<node>` / `spec.nodeName=<node>`: the watch must stay scoped to this node */
   fieldSelector: string;
   /** resume after this version (from the last GET, event or bookmark) */
   resourceVersion: string;
@@ -50,7 +89,14 @@ export interface WatchNodesRequest {
 export interface KubeClient {
   getNode(name: string, signal: AbortSignal): Promise<KubeNode>;
   /** Resolves once the API accepted the watch; the iterable ends when the server closes it. */
-  watchNodes(request: WatchNodesRequest): Promise<AsyncIterable<NodeWatchEvent>>;
+  watchNodes(request: WatchRequest): Promise<AsyncIterable<NodeWatchEvent>>;
+}
+
+/** The pods of one node, for the monitor's names. */
+export interface PodClient {
+  listPods(request: ListPodsRequest): Promise<KubeList<KubePod>>;
+  /** Resolves once the API accepted the watch; the iterable ends when the server closes it. */
+  watchPods(request: WatchRequest): Promise<AsyncIterable<PodWatchEvent>>;
 }
 
 /** The API answered with an error status (or not at all, status 0). */
@@ -79,7 +125,7 @@ export interface HttpKubeClientOptions {
 /** A single object or event line larger than this is not something a Node object produces. */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
-export class HttpKubeClient implements KubeClient {
+export class HttpKubeClient implements KubeClient, PodClient {
   private readonly server: URL;
 
   constructor(private readonly options: HttpKubeClientOptions) {
@@ -91,7 +137,22 @@ export class HttpKubeClient implements KubeClient {
     return parseJson(await readBody(response), `node ${name}`) as KubeNode;
   }
 
-  async watchNodes(request: WatchNodesRequest): Promise<AsyncIterable<NodeWatchEvent>> {
+  watchNodes(request: WatchRequest): Promise<AsyncIterable<NodeWatchEvent>> {
+    return this.watch<KubeNode>('nodes', request);
+  }
+
+  async listPods(request: ListPodsRequest): Promise<KubeList<KubePod>> {
+    const query = new URLSearchParams({ fieldSelector: request.fieldSelector, limit: String(request.limit) });
+    if (request.continue) query.set('continue', request.continue);
+    const response = await this.request(`/api/v1/pods?${query}`, request.signal);
+    return parseJson(await readBody(response), `pods (${request.fieldSelector})`) as KubeList<KubePod>;
+  }
+
+  watchPods(request: WatchRequest): Promise<AsyncIterable<PodWatchEvent>> {
+    return this.watch<KubePod>('pods', request);
+  }
+
+  private async watch<T>(resource: string, request: WatchRequest): Promise<AsyncIterable<WatchEvent<T>>> {
     const query = new URLSearchParams({
       fieldSelector: request.fieldSelector,
       watch: 'true',
@@ -101,8 +162,8 @@ export class HttpKubeClient implements KubeClient {
     });
     // The server sends nothing between events; allow its own timeout plus a margin before calling it dead.
     const idleMs = request.timeoutSeconds * 1000 + (this.options.requestTimeoutMs ?? 10_000);
-    const response = await this.request(`/api/v1/nodes?${query}`, request.signal, idleMs);
-    return watchEvents<KubeNode>(response);
+    const response = await this.request(`/api/v1/${resource}?${query}`, request.signal, idleMs);
+    return watchEvents<T>(response);
   }
 
   private async request(path: string, signal: AbortSignal, idleMs?: number): Promise<http.IncomingMessage> {
@@ -153,7 +214,7 @@ function statusError(status: number, body: string, path: string): KubeApiError {
     status === 401
       ? ' (the service account token was refused)'
       : status === 403
-        ? ' (the service account needs get and watch on nodes)'
+        ? ` (the service account needs ${path.startsWith('/api/v1/pods') ? 'list and watch on pods' : 'get and watch on nodes'})`
         : '';
   const message = detail.message ?? (body.trim().slice(0, 200) || `HTTP ${status}`);
   return new KubeApiError(status, `GET ${path}: ${status} ${message}${hint}`, detail.reason);

@@ -1,13 +1,19 @@
 /**
- * The pod's own API credentials: the API address from the service environment variables kubelet
- * injects, the cluster CA and the service account token from the projected volume. The token file is
- * re-read on every request, because kubelet rotates bound tokens in place (they expire after an hour).
+ * The pod's own API credentials, located the way in-cluster clients do: the API address from the
+ * service variables kubelet injects (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`), the cluster
+ * CA and the service account token from the projected volume. Two variables move the files elsewhere
+ * (`VGPU_AGENT_KUBE_TOKEN_FILE`, `VGPU_AGENT_KUBE_CA_FILE`): a token mounted at another path, or a
+ * test against a local API server with its own CA. The token file is re-read on every request,
+ * because kubelet rotates bound tokens in place (they expire after an hour).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HttpKubeClient } from './client.js';
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** The variables that override where the credential files are (documented in docs/configuration.md). */
+export const TOKEN_FILE_ENV = 'VGPU_AGENT_KUBE_TOKEN_FILE';
+export const CA_FILE_ENV = 'VGPU_AGENT_KUBE_CA_FILE';
 
 /** The agent cannot talk to the API from here; the CLI reports it as a usage error. */
 export class KubeConfigError extends Error {
@@ -20,11 +26,22 @@ export function apiServerUrl(env: NodeJS.ProcessEnv): string {
   const port = env.KUBERNETES_SERVICE_PORT?.trim();
   if (!host || !port) {
     throw new KubeConfigError(
-      'KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: reading the node label through ' +
-        'the API needs the agent to run in a pod',
+      'KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: reading the API needs the agent ' +
+        'to run in a pod (or these variables to name the API server)',
     );
   }
   return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Where the token and CA files are: the service account volume, unless the environment says otherwise. */
+export function credentialFiles(
+  env: NodeJS.ProcessEnv,
+  dir: string = SERVICE_ACCOUNT_DIR,
+): { tokenFile: string; caFile: string } {
+  return {
+    tokenFile: env[TOKEN_FILE_ENV]?.trim() || path.join(dir, 'token'),
+    caFile: env[CA_FILE_ENV]?.trim() || path.join(dir, 'ca.crt'),
+  };
 }
 
 /** Reads the token file each time it is called; an empty file counts as missing. */
@@ -42,16 +59,17 @@ export async function inClusterClient(
   dir: string = SERVICE_ACCOUNT_DIR,
 ): Promise<HttpKubeClient> {
   const server = apiServerUrl(env);
-  const token = fileToken(path.join(dir, 'token'));
+  const { tokenFile, caFile } = credentialFiles(env, dir);
+  const token = fileToken(tokenFile);
   let ca: Buffer;
   try {
-    ca = await readFile(path.join(dir, 'ca.crt'));
+    ca = await readFile(caFile);
     await token();
   } catch (error) {
     if (error instanceof KubeConfigError) throw error;
     throw new KubeConfigError(
-      `cannot read the service account credentials in ${dir}: ${(error as Error).message} ` +
-        '(is automountServiceAccountToken disabled for the pod?)',
+      `cannot read the service account credentials (${tokenFile}, ${caFile}): ${(error as Error).message} ` +
+        `(is automountServiceAccountToken disabled for the pod? ${TOKEN_FILE_ENV} and ${CA_FILE_ENV} name other files)`,
     );
   }
   return new HttpKubeClient({ server, ca, token });

@@ -156,6 +156,7 @@ export class Collector {
       ...usage,
       processesNotInProc: [...pids].filter((pid) => !found.has(pid)).length,
       ...(splits && { splits }),
+      allocations: [...(this.options.allocations?.allocations?.() ?? [])],
     });
     this.options.hooks?.onCollected?.(this.last);
     return this.last;

@@ -18,6 +18,17 @@ export interface ContainerNamer {
   namesOf(podUid: string, containerId: string | undefined): ContainerNames | undefined;
 }
 
+/** One device ID kubelet gave a container (PodResources), and the GPU or MIG device behind it. */
+export interface ContainerAllocation {
+  names: ContainerNames;
+  /** `nvidia.com/gpu`, `nvidia.com/mig-1g.10gb`, a renamed shared resource… */
+  resourceName: string;
+  /** as kubelet gave it: a UUID, or `<uuid>::<n>` for a replica or slice */
+  deviceId: string;
+  /** the GPU or MIG device UUID behind the ID */
+  uuid: string;
+}
+
 /** Which devices kubelet allocated to a container. */
 export interface AllocationSource {
   /**
@@ -26,6 +37,8 @@ export interface AllocationSource {
    * not know the container, so its use is not called unallocated.
    */
   devicesOf(container: ContainerNames): ReadonlySet<string> | undefined;
+  /** Every device ID given to a container, for the allocation `_info` series (optional). */
+  allocations?(): readonly ContainerAllocation[];
 }
 
 export const NO_NAMES: ContainerNamer = { namesOf: () => undefined };

@@ -60,4 +60,38 @@ describe('monitor metric families', () => {
     expect(families.get('vgpu_gpu_power_watts')).toBeUndefined();
     expect(families.get('vgpu_gpu_up')).toEqual([{ labels: { uuid: 'GPU-1', gpu: '0' }, value: 1 }]);
   });
+
+  it('labels each allocated device ID with the device behind it: a MIG device by its instance ids', () => {
+    const mig: MonitoredDevice = {
+      uuid: 'MIG-1',
+      gpuUuid: 'GPU-1',
+      gpuIndex: 0,
+      mig: { gpuInstanceId: 3, computeInstanceId: 0, profile: '2g.20gb' },
+    };
+    const base = snapshot([]);
+    const families = metricFamilies({
+      ...base,
+      devices: [...base.devices, { device: mig, up: true, readings: {}, processes: [] }],
+      allocations: [
+        { names: NAMES, resourceName: 'nvidia.com/mig-2g.20gb', deviceId: 'MIG-1::2', uuid: 'MIG-1' },
+        { names: NAMES, resourceName: 'nvidia.com/gpu', deviceId: 'GPU-9', uuid: 'GPU-9' },
+      ],
+    });
+    expect(families.get('vgpu_container_allocation_info')).toEqual([
+      {
+        labels: {
+          uuid: 'GPU-1',
+          gpu: '0',
+          gpu_instance_id: '3',
+          compute_instance_id: '0',
+          ...NAMES,
+          resource: 'nvidia.com/mig-2g.20gb',
+          device_id: 'MIG-1::2',
+        },
+        value: 1,
+      },
+      // Not a device this monitor watches: its UUID only.
+      { labels: { uuid: 'GPU-9', ...NAMES, resource: 'nvidia.com/gpu', device_id: 'GPU-9' }, value: 1 },
+    ]);
+  });
 });

@@ -8,6 +8,7 @@
  * GPU (never also the GPU's aggregate). A reading a device does not give has no series. The families
  * and their labels are documented in docs/metrics.md.
  */
+import type { ContainerAllocation } from './containers.js';
 import type { ContainerUsage, HostUsage, MonitoredDevice, MonitorSnapshot, SplitUsage } from './snapshot.js';
 
 export type MetricType = 'gauge' | 'counter';
@@ -126,6 +127,11 @@ export const MONITOR_FAMILIES: readonly FamilyDefinition[] = [
       "shared region; vgpu_container_memory_used_bytes is NVML's figure)",
   ),
   gauge(
+    'vgpu_container_allocation_info',
+    [...DEVICE_LABELS, 'namespace', 'pod', 'container', 'resource', 'device_id'],
+    "Always 1 for each device ID kubelet allocated to a container (PodResources), with the resource and the GPU or MIG device behind it (a replica's or slice's own GPU)",
+  ),
+  gauge(
     'vgpu_unallocated_memory_used_bytes',
     [...CONTAINER_LABELS, 'kind'],
     'GPU memory used outside any device allocation: by a container kubelet did not allocate the device ' +
@@ -190,6 +196,7 @@ export function metricFamilies(snapshot: MonitorSnapshot): MetricFamilies {
   for (const usage of snapshot.containers) addContainer(out, usage);
   for (const usage of snapshot.host) addHost(out, usage);
   for (const split of snapshot.splits ?? []) addSplit(out, split);
+  addAllocations(out, snapshot);
   return out.build();
 }
 
@@ -233,6 +240,26 @@ function addHost(out: FamilyBuilder, usage: HostUsage): void {
 }
 
 export const MONITOR_FAMILY_SET: FamilySet = { definitions: MONITOR_FAMILIES, families: metricFamilies };
+/** One series per allocated device ID, labelled like the container series of the device behind it. */
+function addAllocations(out: FamilyBuilder, snapshot: MonitorSnapshot): void {
+  if (!snapshot.allocations?.length) return;
+  const devices = new Map(snapshot.devices.map(({ device }) => [device.uuid, device]));
+  for (const allocation of snapshot.allocations) {
+    const labels = allocationLabels(allocation, devices.get(allocation.uuid));
+    out.add('vgpu_container_allocation_info', labels, 1, 1); // an info series is 1, even listed twice
+  }
+}
+
+function allocationLabels(allocation: ContainerAllocation, device: MonitoredDevice | undefined): Labels {
+  // A device this node's monitor does not watch keeps its UUID, without an index.
+  const labels = device ? deviceLabels(device) : { uuid: allocation.uuid };
+  return {
+    ...labels,
+    ...allocation.names,
+    resource: allocation.resourceName,
+    device_id: allocation.deviceId,
+  };
+}
 
 /** The physical GPU (uuid, index) and, for a MIG device, its GPU and compute instance ids. */
 export function deviceLabels(device: MonitoredDevice): Labels {

@@ -5,7 +5,7 @@
  * absent (undefined), never 0.
  */
 import type { PodContainerRef } from './cgroup.js';
-import type { ContainerNames } from './containers.js';
+import type { ContainerAllocation, ContainerNames } from './containers.js';
 
 /** A monitored device: a whole GPU, or one MIG device of a GPU. */
 export interface MonitoredDevice {
@@ -139,6 +139,8 @@ export interface MonitorSnapshot {
   processesNotInProc: number;
   /** split-slice containers' limits and HAMi-core usage; absent when the monitor has no hook path */
   splits?: readonly SplitUsage[];
+  /** every device ID kubelet gave a container, when the allocation source lists them (PodResources) */
+  allocations?: readonly ContainerAllocation[];
 }
 
 /** Freezes a plain-data snapshot all the way down. */

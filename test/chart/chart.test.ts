@@ -377,6 +377,8 @@ describe('chart modes', () => {
     const objects = rendered('servicemonitor-values.yaml');
     const monitor = container(objects, 'monitor');
     expect(monitor.args).toEqual(['monitor', '--host-proc=/host/proc', '--metrics-address=:9394']);
+    // Names from the pods on the node, through the service account (list and watch on pods: rbac.test.ts).
+    expect(envOf(monitor).KUBE_API).toBe('true');
     expect(mountOf(monitor, '/host/proc')).toMatchObject({ readOnly: true });
     expect(volumeOf(objects, 'host-proc').hostPath.path).toBe('/proc');
     expect(volumeOf(objects, 'pod-resources').hostPath).toEqual({

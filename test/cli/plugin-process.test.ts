@@ -1,52 +1,22 @@
 /** `vgpu-agent plugin` as a process: registration, HTTP endpoints, SIGTERM, exit codes. */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
+import { mockNvmlLibraryPath } from '../../src/paths.js';
 import { ConfigMapVolume } from '../../src/sim/configmap-volume.js';
 import { KubeletSimulator } from '../../src/sim/kubelet.js';
 import { MockNode } from '../../src/sim/mock-node.js';
+import { runCliProcess } from '../helpers/cli-process.js';
 import { startSilentKubelet } from '../helpers/silent-kubelet.js';
 
-const CLI = path.join(packageRoot(), 'dist/cli/main.js');
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-interface Run {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  stderr: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env } });
-  const run: Run = {
-    child,
-    lines: [],
-    stderr: '',
-    exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))),
-  };
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop()!;
-    for (const line of parts) if (line.trim()) run.lines.push(JSON.parse(line));
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    run.stderr += chunk.toString();
-  });
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await run.exited;
-  });
-  return run;
-}
+const runCli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCliProcess(args, env, cleanups);
 
 describe('vgpu-agent plugin (process)', () => {
   it('registers, serves /healthz /readyz /metrics, and stops on SIGTERM removing its socket', async () => {

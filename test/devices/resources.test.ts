@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Inventory } from '../../src/devices/inventory-types.js';
 import { MigStrategyError } from '../../src/devices/mig-strategy.js';
-import { buildResources, ResourceConfigError, type SharingConfig } from '../../src/devices/resources.js';
+import {
+  buildResources,
+  parseDeviceId,
+  ResourceConfigError,
+  type SharingConfig,
+} from '../../src/devices/resources.js';
 import { gpu, linkedInventory, mig, uuidOf } from '../helpers/inventory.js';
 
 function sharing(overrides: Partial<SharingConfig> = {}): SharingConfig {
@@ -326,5 +331,65 @@ describe('buildResources: what kubelet can receive', () => {
     expect(() => buildResources(config, linkedInventory(8))).toThrow(
       /^sharing.split.resources\[0\]: nvidia.com\/gpu would have 65542 devices \(2 × 32768 slices\), .*: lower count or select fewer devices$/,
     );
+  });
+});
+
+describe('parseDeviceId: back from the IDs kubelet was given to the device behind them', () => {
+  it('gives the GPU or MIG device and the share of every ID the plugin advertises, any mode', () => {
+    const configs: [string, SharingConfig][] = [
+      ['whole', sharing()],
+      [
+        'time-slicing',
+        sharing({
+          migStrategy: 'mixed',
+          timeSlicing: {
+            failRequestsGreaterThanOne: false,
+            resources: [
+              { name: 'nvidia.com/gpu', replicas: 3, devices: { type: 'all' } },
+              { name: 'nvidia.com/mig-2g.20gb', replicas: 2, devices: { type: 'all' } },
+            ],
+          },
+        }),
+      ],
+      ['mig mixed', sharing({ migStrategy: 'mixed' })],
+    ];
+    const splitNode = linkedInventory(2);
+    const split = sharing({
+      split: {
+        resources: [
+          { name: 'nvidia.com/gpu', count: 4, memoryScaling: 1, coreScaling: 1, devices: { type: 'all' } },
+        ],
+      },
+    });
+    const built = [
+      ...configs.flatMap(([, config]) => buildResources(config, mixedNode()).resources),
+      ...buildResources(split, splitNode).resources,
+    ];
+    const devices = built.flatMap((r) => r.devices);
+    expect(devices.some((d) => d.share !== undefined && d.target.kind === 'mig')).toBe(true);
+    expect(devices.some((d) => d.slice !== undefined)).toBe(true);
+    for (const device of devices) {
+      const expected =
+        device.share === undefined
+          ? { uuid: device.target.uuid }
+          : { uuid: device.target.uuid, share: device.share };
+      expect(parseDeviceId(device.id)).toEqual(expected);
+    }
+  });
+
+  it("is undefined for what this plugin never advertises (another plugin's devices, malformed shares)", () => {
+    for (const id of [
+      'nvidia0',
+      'nvidia0/vgpu3',
+      'GPU-abc::',
+      'GPU-abc::x',
+      'GPU-abc::01',
+      '::3',
+      'GPU-',
+      'eth0',
+    ]) {
+      expect(parseDeviceId(id), id).toBeUndefined();
+    }
+    expect(parseDeviceId('MIG-GPU-abc/1/0')).toEqual({ uuid: 'MIG-GPU-abc/1/0' });
   });
 });

@@ -51,3 +51,19 @@ export async function killAll(): Promise<void> {
     await run.exited;
   }
 }
+
+export type CliProcess = CliRun;
+
+/** runCli, with its cleanup (SIGKILL if still running, then wait) pushed onto the test's `cleanups`. */
+export function runCliProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cleanups: (() => Promise<void>)[],
+): CliProcess {
+  const run = runCli(args, env);
+  cleanups.push(async () => {
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+    await run.exited;
+  });
+  return run;
+}

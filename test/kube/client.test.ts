@@ -5,7 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpKubeClient, KubeApiError, type NodeWatchEvent } from '../../src/kube/client.js';
-import { apiServerUrl, fileToken, inClusterClient, KubeConfigError } from '../../src/kube/in-cluster.js';
+import {
+  apiServerUrl,
+  CA_FILE_ENV,
+  credentialFiles,
+  fileToken,
+  inClusterClient,
+  KubeConfigError,
+  TOKEN_FILE_ENV,
+} from '../../src/kube/in-cluster.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -120,12 +128,35 @@ describe('in-cluster credentials', () => {
     const dir = await tempDir();
     const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
     await expect(inClusterClient(env, dir)).rejects.toThrow(
-      /^cannot read the service account credentials in .*: ENOENT.*\(is automountServiceAccountToken disabled for the pod\?\)$/,
+      /^cannot read the service account credentials \(.*\/token, .*\/ca\.crt\): ENOENT.*\(is automountServiceAccountToken disabled for the pod\? VGPU_AGENT_KUBE_TOKEN_FILE and VGPU_AGENT_KUBE_CA_FILE name other files\)$/,
     );
     await writeFile(path.join(dir, 'ca.crt'), 'pem');
     await writeFile(path.join(dir, 'token'), '');
     await expect(inClusterClient(env, dir)).rejects.toThrow('the service account token file is empty');
     await writeFile(path.join(dir, 'token'), 'abc');
     await expect(inClusterClient(env, dir)).resolves.toBeInstanceOf(HttpKubeClient);
+  });
+
+  it('takes the token and CA files from the environment when set, else from the service account volume', () => {
+    expect(credentialFiles({}, '/sa')).toEqual({ tokenFile: '/sa/token', caFile: '/sa/ca.crt' });
+    expect(credentialFiles({ [TOKEN_FILE_ENV]: '/t/token', [CA_FILE_ENV]: ' /t/ca.pem ' }, '/sa')).toEqual({
+      tokenFile: '/t/token',
+      caFile: '/t/ca.pem',
+    });
+    expect(credentialFiles({ [TOKEN_FILE_ENV]: '' }, '/sa').tokenFile).toBe('/sa/token');
+  });
+
+  it('reads the files the environment names', async () => {
+    const dir = await tempDir();
+    const env = {
+      KUBERNETES_SERVICE_HOST: '10.96.0.1',
+      KUBERNETES_SERVICE_PORT: '443',
+      [TOKEN_FILE_ENV]: path.join(dir, 'my-token'),
+      [CA_FILE_ENV]: path.join(dir, 'my-ca.pem'),
+    };
+    await writeFile(path.join(dir, 'my-token'), 'abc');
+    await expect(inClusterClient(env, '/nonexistent')).rejects.toThrow(/ENOENT: .*open '.*my-ca\.pem'/);
+    await writeFile(path.join(dir, 'my-ca.pem'), 'pem');
+    await expect(inClusterClient(env, '/nonexistent')).resolves.toBeInstanceOf(HttpKubeClient);
   });
 });

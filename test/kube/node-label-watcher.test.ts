@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 async function fakeApi(labels: Record<string, string>, port?: number): Promise<FakeKubeApi> {
-  const api = await FakeKubeApi.start('node-a', labels, port);
+  const api = await FakeKubeApi.start('node-a', labels, { port });
   cleanups.push(() => api.close());
   return api;
 }

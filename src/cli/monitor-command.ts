@@ -4,14 +4,13 @@
  * (exit 2) before NVML is touched.
  */
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
-import type { MonitorSources } from '../monitor/agent.js';
 import { LiveMonitor } from '../monitor/live-monitor.js';
 import { NvmlLibraryError } from '../nvml/errors.js';
-import type { NodeRuntime } from '../runtime/node-runtime.js';
 import { parseListenAddress } from '../runtime/status-server.js';
 import { type Command, ExitCode } from './command.js';
 import { hostPathsFrom, loggingOptions, nvmlOptions } from './common-options.js';
-import { type OptionSpec, type OptionValues, UsageError } from './options.js';
+import { checkMonitorSourceFlags, monitorSourceOptions, openMonitorSources } from './monitor-sources.js';
+import { type OptionSpec, UsageError } from './options.js';
 import { stopWithin, waitForSignal } from './signals.js';
 import { agentVersion } from './version.js';
 
@@ -40,7 +39,7 @@ export const monitorCommand: Command = {
       flag: 'node-name',
       env: 'NODE_NAME',
       type: 'string',
-      description: 'This node (for logs)',
+      description: 'This node (for logs and labels; the pod watch needs it)',
     },
     {
       flag: 'interval',
@@ -64,10 +63,12 @@ export const monitorCommand: Command = {
       default: true,
       description: "Exit 1 when NVML cannot be loaded; false: say so and idle (the plugin's failOnInitError)",
     },
+    ...monitorSourceOptions,
   ],
   async run(args, io) {
     const v = args.values;
     const intervalMs = parseInterval(v.interval as string);
+    checkMonitorSourceFlags(v, parseDuration);
     const metricsAddress = checkedListenAddress(v['metrics-address'] as string);
     const nodeName = v['node-name'] as string | undefined;
     const root = createLogger({ level: v['log-level'] as LogLevel, format: v['log-format'] as LogFormat });
@@ -82,7 +83,8 @@ export const monitorCommand: Command = {
         metricsAddress,
         intervalMs,
         env: io.env,
-        openSources: (runtime) => openMonitorSources(v, io.env, runtime),
+        openSources: (runtime) =>
+          openMonitorSources({ values: v, env: io.env, runtime, intervalMs, parseDuration }),
       });
     } catch (err) {
       if (!(err instanceof NvmlLibraryError) || v['fail-on-init-error']) throw err;
@@ -101,34 +103,32 @@ export const monitorCommand: Command = {
   },
 };
 
-/**
- * Where the monitor's container names, allocations and further series come from. None yet: the
- * series carry `pod_uid` / `container_id` and nothing is called unallocated. The node's pod watch
- * (ContainerNamer) and kubelet's PodResources (AllocationSource) plug in here, with their flags.
- */
-async function openMonitorSources(
-  _values: OptionValues,
-  _env: NodeJS.ProcessEnv,
-  _runtime: NodeRuntime,
-): Promise<MonitorSources> {
-  return {};
-}
-
 /** `5s`, `500ms`, `1m`, `2.5s`, or a bare number of seconds, in ms (at least MIN_INTERVAL_MS). */
 export function parseInterval(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!match) {
-    throw new UsageError(
-      `--interval (MONITOR_INTERVAL): "${text}" is not a duration (e.g. 5s, 500ms, 1m; a bare number is seconds)`,
-    );
-  }
-  const ms = Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 's']!;
+  const ms = parseDuration(text, 'interval');
   if (ms < MIN_INTERVAL_MS) {
     throw new UsageError(
       `--interval (MONITOR_INTERVAL): ${text} is below the minimum of ${MIN_INTERVAL_MS}ms`,
     );
   }
   return ms;
+}
+
+const FLAG_VARIABLES: Record<string, string> = {
+  interval: 'MONITOR_INTERVAL',
+  'split-gc-grace': 'SPLIT_GC_GRACE',
+};
+
+/** `5s`, `500ms`, `1m`, `2.5s`, or a bare number of seconds, in ms; a usage error names the flag. */
+export function parseDuration(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!match) {
+    const variable = FLAG_VARIABLES[flag];
+    throw new UsageError(
+      `--${flag}${variable ? ` (${variable})` : ''}: "${text}" is not a duration (e.g. 5s, 500ms, 1m; a bare number is seconds)`,
+    );
+  }
+  return Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 's']!;
 }
 
 function checkedListenAddress(address: string): string {

@@ -8,9 +8,10 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Component, NodeRuntime } from '../runtime/node-runtime.js';
-import { Collector } from './collector.js';
+import { Collector, type SplitUsageSource } from './collector.js';
 import { type AllocationSource, type ContainerNamer, NO_ALLOCATIONS, NO_NAMES } from './containers.js';
 import { checkHostPidNamespace } from './host-pid.js';
+import type { FamilySet } from './metric-families.js';
 import { MonitorHealth } from './monitor-health.js';
 import { MonitorMetrics } from './monitor-metrics.js';
 import { HostProcesses } from './proc.js';
@@ -21,6 +22,10 @@ import { registerSnapshotMetrics } from './snapshot-metrics.js';
 export interface MonitorSources {
   namer?: ContainerNamer;
   allocations?: AllocationSource;
+  /** split slices' host directories (limits and HAMi-core usage), `--hook-path` */
+  splits?: SplitUsageSource;
+  /** further series computed from each snapshot (`--compat`) */
+  familySets?: readonly FamilySet[];
   /** adds further families to the registry, served from the latest snapshot */
   registerFamilies?(registry: Registry, latest: () => MonitorSnapshot | undefined): void;
   /** stops what the sources run (watches, connections) */
@@ -71,12 +76,13 @@ export class MonitorAgent implements Component {
       hostProcesses: new HostProcesses(options.hostProc),
       namer: sources.namer ?? NO_NAMES,
       allocations: sources.allocations ?? NO_ALLOCATIONS,
+      ...(sources.splits && { splits: sources.splits }),
       intervalMs: options.intervalMs,
       hooks: this.metrics,
       logger: runtime.logger,
     });
     const latest = () => this.collector.latest;
-    registerSnapshotMetrics(runtime.metrics.registry, latest);
+    registerSnapshotMetrics(runtime.metrics.registry, latest, sources.familySets);
     sources.registerFamilies?.(runtime.metrics.registry, latest);
   }
 

@@ -46,6 +46,11 @@ export interface CollectorHooks {
   onOverrun?(): void;
 }
 
+/** Split slices' limits and HAMi-core usage, read once per collection (SplitDirectories). */
+export interface SplitUsageSource {
+  scan(): Promise<readonly SplitUsage[]>;
+}
+
 export interface CollectorOptions {
   nvml: SamplerNvml;
   inventory: Inventory;
@@ -55,7 +60,7 @@ export interface CollectorOptions {
   /** allocations from PodResources; default: none (nothing is called unallocated) */
   allocations?: AllocationSource;
   /** split containers' limits and HAMi-core usage (SplitDirectories); default: none */
-  splits?: { scan(): Promise<readonly SplitUsage[]> };
+  splits?: SplitUsageSource;
   intervalMs?: number;
   hooks?: CollectorHooks;
   logger: Logger;

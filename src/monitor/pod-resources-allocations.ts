@@ -20,6 +20,7 @@ import {
   unixTarget,
 } from '../kubelet-api/proto.js';
 import type { AllocationSource, ContainerAllocation, ContainerNames } from './containers.js';
+import type { DeviceAssignment, DeviceAssignmentSource } from './split-directories.js';
 
 /** kubelet's PodResources socket (`<root-dir>/pod-resources/kubelet.sock`). */
 export const DEFAULT_POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kubelet.sock';
@@ -49,7 +50,7 @@ interface Answer {
   allocations: ContainerAllocation[];
 }
 
-export class PodResourcesAllocations implements AllocationSource {
+export class PodResourcesAllocations implements AllocationSource, DeviceAssignmentSource {
   private readonly client: PodResourcesListerClient;
   private readonly logger: Logger;
   private readonly intervalMs: number;
@@ -97,6 +98,16 @@ export class PodResourcesAllocations implements AllocationSource {
 
   allocations(): readonly ContainerAllocation[] {
     return this.answer?.allocations ?? [];
+  }
+
+  /**
+   * Every container's device IDs, per resource, for the split directories' join and their garbage
+   * collection: only while kubelet's last List answered. An answer kept through an outage could miss
+   * a container started since, and its directory must not be taken for an orphan.
+   */
+  async assignments(): Promise<readonly DeviceAssignment[] | undefined> {
+    if (!this.answer || this.failures > 0) return undefined;
+    return groupAssignments(this.answer.allocations);
   }
 
   /** One List now (joins the one in flight); true when kubelet answered. */
@@ -180,6 +191,21 @@ function indexAnswer(response: ListPodResourcesResponse__Output, knownUuids?: Re
     }
   }
   return { byContainer, allocations };
+}
+
+/** Allocations (one per device ID) grouped per container and resource, in kubelet's order. */
+export function groupAssignments(allocations: readonly ContainerAllocation[]): DeviceAssignment[] {
+  const grouped = new Map<string, { names: ContainerNames; resource: string; deviceIds: string[] }>();
+  for (const { names, resourceName, deviceId } of allocations) {
+    const key = `${nameKey(names)}\n${resourceName}`;
+    let entry = grouped.get(key);
+    if (!entry) {
+      entry = { names, resource: resourceName, deviceIds: [] };
+      grouped.set(key, entry);
+    }
+    entry.deviceIds.push(deviceId);
+  }
+  return [...grouped.values()];
 }
 
 function nameKey(names: ContainerNames): string {

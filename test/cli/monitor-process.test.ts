@@ -9,7 +9,8 @@ import { MockNode } from '../../src/sim/mock-node.js';
 import { killAll, logLine, runCli } from '../helpers/cli-process.js';
 import { containerCgroup, FakeHostProc, holdStatRead, hostCgroup } from '../helpers/fake-proc.js';
 import { twoGpuState } from '../helpers/mock-nvml.js';
-import { scrape, valueOf } from '../helpers/scrape.js';
+import { monitorState } from '../helpers/monitor-state.js';
+import { scrape, seriesValue } from '../helpers/scrape.js';
 
 const MIB = 1024 * 1024;
 const GPU0 = 'GPU-11111111-1111-1111-1111-111111111111';
@@ -27,7 +28,7 @@ afterEach(async () => {
 
 /** Pods A and B time-slice GPU 0 next to a host process; pod A also uses GPU 1. */
 async function simulatedNode(): Promise<{ node: MockNode; proc: FakeHostProc }> {
-  const state = twoGpuState();
+  const state = monitorState(twoGpuState());
   state.devices[0]!.processes = [
     { pid: 101, usedMemoryMiB: 1024, smUtil: 35 },
     { pid: 102, usedMemoryMiB: 512, smUtil: 5 },
@@ -35,6 +36,9 @@ async function simulatedNode(): Promise<{ node: MockNode; proc: FakeHostProc }> 
     { pid: 900, usedMemoryMiB: 256 },
   ];
   state.devices[1]!.processes = [{ pid: 103, usedMemoryMiB: 4096, smUtil: 80 }];
+  // A new per-process sample every 100 ms, so each collection (every 200 ms) finds one newer than the
+  // last: with one sample per state version, every collection after the first reads 0.
+  for (const device of state.devices) device.processSamplePeriodMs = 100;
   const node = await MockNode.create(state);
   cleanups.push(() => node.remove());
   const proc = await FakeHostProc.create(node.hostPaths.procRoot);
@@ -87,23 +91,23 @@ describe('vgpu-agent monitor (process)', () => {
     const samples = await scrape(port);
     const a0 = { pod_uid: POD_A, container_id: CTR_A, uuid: GPU0, gpu: 0 };
     const b0 = { pod_uid: POD_B, container_id: CTR_B, uuid: GPU0, gpu: 0 };
-    expect(valueOf(samples, 'vgpu_container_memory_used_bytes', a0)).toBe(1536 * MIB);
-    expect(valueOf(samples, 'vgpu_container_processes', a0)).toBe(2);
+    expect(seriesValue(samples, 'vgpu_container_memory_used_bytes', a0)).toBe(1536 * MIB);
+    expect(seriesValue(samples, 'vgpu_container_processes', a0)).toBe(2);
     // 35 % + 5 %, exposed as 0.4 (not 0.39999999999999997)
-    expect(valueOf(samples, 'vgpu_container_sm_utilization_ratio', a0)).toBe(0.4);
-    expect(valueOf(samples, 'vgpu_container_memory_used_bytes', b0)).toBe(2048 * MIB);
-    expect(valueOf(samples, 'vgpu_container_memory_used_bytes', { pod_uid: POD_A, uuid: GPU1 })).toBe(
+    expect(seriesValue(samples, 'vgpu_container_sm_utilization_ratio', a0)).toBe(0.4);
+    expect(seriesValue(samples, 'vgpu_container_memory_used_bytes', b0)).toBe(2048 * MIB);
+    expect(seriesValue(samples, 'vgpu_container_memory_used_bytes', { pod_uid: POD_A, uuid: GPU1 })).toBe(
       4096 * MIB,
     );
-    expect(valueOf(samples, 'vgpu_unallocated_memory_used_bytes', { kind: 'host', uuid: GPU0 })).toBe(
+    expect(seriesValue(samples, 'vgpu_unallocated_memory_used_bytes', { kind: 'host', uuid: GPU0 })).toBe(
       256 * MIB,
     );
-    expect(valueOf(samples, 'vgpu_agent_host_pid_namespace')).toBe(1);
-    expect(valueOf(samples, 'vgpu_agent_processes_not_in_proc')).toBe(0);
-    expect(valueOf(samples, 'vgpu_gpu_healthy', { uuid: GPU1 })).toBe(1);
-    expect(valueOf(samples, 'process_resident_memory_bytes')).toBeGreaterThan(0);
-    expect(valueOf(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
-    expect(valueOf(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(seriesValue(samples, 'vgpu_agent_host_pid_namespace')).toBe(1);
+    expect(seriesValue(samples, 'vgpu_agent_processes_not_in_proc')).toBe(0);
+    expect(seriesValue(samples, 'vgpu_gpu_healthy', { uuid: GPU1 })).toBe(1);
+    expect(seriesValue(samples, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(seriesValue(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(seriesValue(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     expect(logLine(run, serving)!.node).toBe('gpu-node-1');
 
     run.child.kill('SIGTERM');

@@ -45,7 +45,7 @@ export function samplesOf(
 }
 
 /** The value of the one sample of `name` matching `match`; undefined when none; throws when several. */
-export function valueOf(
+export function seriesValue(
   samples: readonly ScrapedSample[],
   name: string,
   match: Record<string, string | number> = {},

@@ -13,7 +13,7 @@ import { mockNvmlLibraryPath } from '../../src/paths.js';
 import { MockNode, type MockNvmlState } from '../../src/sim/mock-node.js';
 import { containerCgroup, FakeHostProc, holdStatRead } from '../helpers/fake-proc.js';
 import { twoGpuState } from '../helpers/mock-nvml.js';
-import { scrape, valueOf } from '../helpers/scrape.js';
+import { scrape, seriesValue } from '../helpers/scrape.js';
 
 const GPU0 = 'GPU-11111111-1111-1111-1111-111111111111';
 const GPU1 = 'GPU-22222222-2222-2222-2222-222222222222';
@@ -87,17 +87,17 @@ describe('LiveMonitor', () => {
     const notReady = await readyz();
     expect(notReady.status).toBe(503);
     expect(await notReady.text()).toBe('no collection done yet\n');
-    expect(valueOf(await scrape(monitor.port), 'vgpu_container_memory_used_bytes')).toBeUndefined();
+    expect(seriesValue(await scrape(monitor.port), 'vgpu_container_memory_used_bytes')).toBeUndefined();
 
     await release!();
     await expect.poll(async () => (await readyz()).status).toBe(200);
     const samples = await scrape(monitor.port);
     const train = { namespace: 'ml', pod: 'train-0', container: 'main', uuid: GPU0, gpu: 0 };
-    expect(valueOf(samples, 'vgpu_container_memory_used_bytes', train)).toBe(1024 * 1024 * 1024);
-    expect(valueOf(samples, 'process_resident_memory_bytes')).toBeGreaterThan(0);
-    expect(valueOf(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(seriesValue(samples, 'vgpu_container_memory_used_bytes', train)).toBe(1024 * 1024 * 1024);
+    expect(seriesValue(samples, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(seriesValue(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     // Ticks that came while the first collection waited were skipped and counted.
-    expect(valueOf(samples, 'vgpu_agent_collection_overruns_total')).toBeGreaterThan(0);
+    expect(seriesValue(samples, 'vgpu_agent_collection_overruns_total')).toBeGreaterThan(0);
   });
 
   it('counts Xids by GPU and xid and marks health by the plugin’s rules', async () => {
@@ -106,13 +106,13 @@ describe('LiveMonitor', () => {
     await node.injectEvent({ uuid: GPU1, xid: 79 });
     const xid = (n: number) => ({ uuid: GPU1, gpu: 1, xid: n });
     await expect
-      .poll(async () => valueOf(await scrape(monitor.port), 'vgpu_gpu_xid_errors_total', xid(79)))
+      .poll(async () => seriesValue(await scrape(monitor.port), 'vgpu_gpu_xid_errors_total', xid(79)))
       .toBe(1);
     const samples = await scrape(monitor.port);
-    expect(valueOf(samples, 'vgpu_gpu_xid_errors_total', xid(13))).toBe(1);
-    expect(valueOf(samples, 'vgpu_gpu_healthy', { uuid: GPU1 })).toBe(0);
-    expect(valueOf(samples, 'vgpu_gpu_healthy', { uuid: GPU0 })).toBe(1);
-    expect(valueOf(samples, 'vgpu_gpu_xid_errors_total', { uuid: GPU0 })).toBeUndefined();
+    expect(seriesValue(samples, 'vgpu_gpu_xid_errors_total', xid(13))).toBe(1);
+    expect(seriesValue(samples, 'vgpu_gpu_healthy', { uuid: GPU1 })).toBe(0);
+    expect(seriesValue(samples, 'vgpu_gpu_healthy', { uuid: GPU0 })).toBe(1);
+    expect(seriesValue(samples, 'vgpu_gpu_xid_errors_total', { uuid: GPU0 })).toBeUndefined();
   });
 
   it('marks one MIG device for an Xid naming its instance, and every one for an Xid on the GPU', async () => {
@@ -120,7 +120,7 @@ describe('LiveMonitor', () => {
     const migGpu = node.state.devices.find((d) => d.migEnabled)!;
     const [first, second] = migGpu.migDevices!;
     const health = async (gi: number) =>
-      valueOf(await scrape(monitor.port), 'vgpu_gpu_healthy', { uuid: migGpu.uuid, gpu_instance_id: gi });
+      seriesValue(await scrape(monitor.port), 'vgpu_gpu_healthy', { uuid: migGpu.uuid, gpu_instance_id: gi });
     await node.injectEvent({ uuid: migGpu.uuid, xid: 48, giId: first!.giId, ciId: first!.ciId });
     await expect.poll(() => health(first!.giId)).toBe(0);
     expect(await health(second!.giId)).toBe(1);
@@ -135,12 +135,12 @@ describe('LiveMonitor', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]!.msg).toContain('535.113');
     expect(warnings[0]!.msg).toContain('hostPID: true');
-    expect(valueOf(await scrape(monitor.port), 'vgpu_agent_host_pid_namespace')).toBe(0);
+    expect(seriesValue(await scrape(monitor.port), 'vgpu_agent_host_pid_namespace')).toBe(0);
   });
 
   it('exports 1 and warns about nothing in the host’s PID namespace', async () => {
     const { monitor, logs } = await startMonitor(twoGpuState(), (_node, proc) => proc.setPidNamespace(true));
     expect(logs.filter((l) => l.level === 40)).toEqual([]);
-    expect(valueOf(await scrape(monitor.port), 'vgpu_agent_host_pid_namespace')).toBe(1);
+    expect(seriesValue(await scrape(monitor.port), 'vgpu_agent_host_pid_namespace')).toBe(1);
   });
 });

@@ -42,6 +42,7 @@ const DEFAULTS: EffectiveConfig = {
   sharing: {
     timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: false, resources: [] },
     split: { resources: [], hookPath: '/usr/local/vgpu' },
+    hami: null,
   },
   health: { enabled: true, disabledXids: [13, 31, 43, 45, 68, 109], recoverAfterSeconds: 300 },
 };

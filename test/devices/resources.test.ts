@@ -328,3 +328,40 @@ describe('buildResources: what kubelet can receive', () => {
     );
   });
 });
+
+describe('buildResources: HAMi scheduler mode', () => {
+  const hami = (overrides: Partial<NonNullable<SharingConfig['hami']>> = {}): SharingConfig['hami'] => ({
+    resourceCountName: 'nvidia.com/gpu',
+    resourceMemoryName: 'nvidia.com/gpumem',
+    resourceMemoryPercentageName: 'nvidia.com/gpumem-percentage',
+    resourceCoreName: 'nvidia.com/gpucores',
+    resourcePriorityName: 'nvidia.com/priority',
+    deviceSplitCount: 3,
+    deviceMemoryScaling: 1,
+    deviceCoreScaling: 1,
+    preConfiguredDeviceMemory: 0,
+    disableCoreLimit: false,
+    libCudaLogLevel: null,
+    hookPath: '/usr/local/vgpu',
+    nodeLockTimeoutSeconds: 300,
+    ...overrides,
+  });
+
+  it("deviceSplitCount replicas per GPU with HAMi's IDs <uuid>-<n>, under resourceCountName", () => {
+    expect(summary(linkedInventory(2), sharing({ hami: hami() }))).toEqual([
+      ['nvidia.com/gpu', 'hami', [0, 1].flatMap((g) => [0, 1, 2].map((n) => `${uuidOf(g)}-${n}`))],
+    ]);
+    expect(
+      summary(linkedInventory(1), sharing({ hami: hami({ resourceCountName: 'nvidia.com/vgpu' }) }))[0]![0],
+    ).toBe('nvidia.com/vgpu');
+  });
+
+  it('MIG-enabled GPUs count as whole GPUs; a MIG strategy is refused', () => {
+    expect(summary(mixedNode(), sharing({ hami: hami({ deviceSplitCount: 1 }) }))).toEqual([
+      ['nvidia.com/gpu', 'hami', [`${uuidOf(0)}-0`, `${uuidOf(1)}-0`]],
+    ]);
+    expect(() => buildResources(sharing({ migStrategy: 'mixed', hami: hami() }), mixedNode())).toThrow(
+      'sharing.hami shares whole GPUs: flags.migStrategy must be none (got mixed)',
+    );
+  });
+});

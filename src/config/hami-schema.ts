@@ -78,8 +78,9 @@ export const hamiSchema = z.strictObject({
     .meta(
       doc({
         description:
-          'MiB registered for a GPU whose memory NVML reports as 0 (unified-memory GPUs such as GB10). ' +
-          '0: such a GPU is not registered.',
+          'MiB registered for a GPU whose total memory reads as 0; 0: such a GPU is not registered. ' +
+          'A GPU whose NVML memory query fails (NOT_SUPPORTED, as on GB10) is not in the inventory yet, ' +
+          'so this does not bring it back.',
       }),
     ),
   disableCoreLimit: z

@@ -2,9 +2,11 @@
  * The Kubernetes API calls the agent makes, and nothing else: read one Node, and watch that Node (a
  * field-selected watch, never the whole node list). Each call is a method, and the chart's RBAC grants
  * exactly these (test/chart/rbac.test.ts): another call (the pods on this node, for the monitor) comes
- * as a method of its own with its grant. Plain node:http(s) rather than @kubernetes/client-node: its
+ * as a method of its own with its grant. HAMi mode (src/hami/) adds its own block: get, list and
+ * annotation patches of pods, annotation patches of the Node (granted with the chart's kubeApi.hami).
+ * Plain node:http(s) rather than @kubernetes/client-node: its
  * 2.x needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
- * runtime dependencies, for GET requests whose protocol fits here.
+ * runtime dependencies, for GET and merge-patch requests whose protocol fits here.
  */
 import http from 'node:http';
 import https from 'node:https';

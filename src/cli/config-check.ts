@@ -11,11 +11,14 @@ import { stringify } from 'yaml';
 import { configInFileForm } from '../config/file-form.js';
 import { CONFIG_LABEL, type SelectionReason } from '../config/select.js';
 import { type LoadedConfig, loadSelectedConfig } from '../config/source.js';
+import { HealthState } from '../devices/health-state.js';
 import type { Inventory } from '../devices/inventory-types.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
 import type { ResourceSpec, SliceLimits } from '../devices/resource-types.js';
 import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
 import { errorMessage } from '../errors.js';
+import { encodeRegisterAnnotation, REGISTER_ANNOTATION } from '../hami/protocol.js';
+import { registeredGpus } from '../hami/registrar.js';
 import { mockNodePath } from '../paths.js';
 import type { Result } from '../result.js';
 import { inventoryFromMockState } from '../sim/state-inventory.js';
@@ -246,6 +249,7 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
         ...targetsOf(r),
         failRequestsGreaterThanOne: r.failRequestsGreaterThanOne,
         ...(r.sharing === 'split' ? { slices: sliceShapes(r) } : {}),
+        ...(r.sharing === 'hami' ? { hamiRegister: hamiRegisterValue(report, r) } : {}),
         ids: r.devices.map((d) => d.id),
       })),
     };
@@ -265,8 +269,31 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
     '',
     `Resources ${report.nodeName} would advertise:`,
     ...(report.resources.length === 0 ? ['  none'] : report.resources.flatMap(resourceLines)),
+    ...hamiLines(report),
   ];
   io.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** HAMi mode: the node annotation the scheduler would read, every GPU healthy (as at start). */
+function hamiRegisterValue(report: CheckReport, resource: ResourceSpec): string | undefined {
+  const { hami } = report.config.config.sharing;
+  if (!hami) return undefined;
+  return encodeRegisterAnnotation(
+    registeredGpus(resource.devices, report.inventory, new HealthState(), hami),
+  );
+}
+
+function hamiLines(report: CheckReport): string[] {
+  const { hami } = report.config.config.sharing;
+  const resource = report.resources.find((r) => r.sharing === 'hami');
+  if (!hami || !resource) return [];
+  return [
+    '',
+    `HAMi scheduler: ${report.nodeName} would register (node annotation ${REGISTER_ANNOTATION}):`,
+    `  ${hamiRegisterValue(report, resource)}`,
+    `  pods request ${hami.resourceCountName}, ${hami.resourceMemoryName} (MiB), ` +
+      `${hami.resourceMemoryPercentageName}, ${hami.resourceCoreName} (%), ${hami.resourcePriorityName}`,
+  ];
 }
 
 function gpuSummary(inventory: Inventory): string {

@@ -7,12 +7,13 @@ import { CONFIG_LABEL } from '../config/select.js';
 import { type ApplyOverrides, ConfigLoadError } from '../config/source.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
 import { ResourceConfigError } from '../devices/resources.js';
-import { KubeConfigError } from '../kube/in-cluster.js';
+import type { HttpKubeClient } from '../kube/client.js';
+import { inClusterClient, KubeConfigError } from '../kube/in-cluster.js';
 import { NodeLabelWatcher } from '../kube/node-label-watcher.js';
 import { DEFAULT_DEVICE_PLUGIN_DIR } from '../kubelet-api/proto.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { NvmlLibraryError } from '../nvml/errors.js';
-import { type LiveConfig, LivePlugin } from '../plugin/live-plugin.js';
+import { type LiveConfig, LivePlugin, type LivePluginOptions } from '../plugin/live-plugin.js';
 import { type Command, ExitCode } from './command.js';
 import { hostPathsFrom, loggingOptions, nvmlOptions } from './common-options.js';
 import { type OptionValues, UsageError } from './options.js';
@@ -84,7 +85,9 @@ export const pluginCommand: Command = {
       await labels?.watcher.stop();
       await config.close();
     };
-    const plugin = await startPlugin(config, v, io.env, logger, closeConfig);
+    // The same client serves HAMi mode (sharing.hami), which a reload may turn on at any time.
+    const kube = labels && nodeName ? { client: labels.client, nodeName } : undefined;
+    const plugin = await startPlugin(config, v, io.env, logger, closeConfig, kube);
     if (!plugin) return ExitCode.OK;
     labels?.follow((value) => config.source?.setNodeLabel(value));
     // NVIDIA restarts on SIGHUP; we only need to re-read the config.
@@ -113,6 +116,7 @@ async function startPlugin(
   env: NodeJS.ProcessEnv,
   logger: Logger,
   closeConfig: () => Promise<void>,
+  kube: LivePluginOptions['kube'],
 ): Promise<LivePlugin | undefined> {
   try {
     return await LivePlugin.startWith(config, {
@@ -123,6 +127,7 @@ async function startPlugin(
       pluginDir: v['device-plugin-dir'] as string,
       metricsAddress: (v['metrics-address'] as string) || null,
       env,
+      kube,
     });
   } catch (err) {
     if (err instanceof NvmlLibraryError && !config.current.flags.failOnInitError) {
@@ -175,11 +180,14 @@ async function watchNodeLabel(nodeName: string | undefined, logger: Logger) {
   if (!nodeName) throw new UsageError('--kube-api needs --node-name (NODE_NAME, from the downward API)');
   let follower: ((value: string | undefined) => void) | undefined;
   let watcher: NodeLabelWatcher;
+  let client: HttpKubeClient;
   try {
+    client = await inClusterClient();
     watcher = await NodeLabelWatcher.start({
       nodeName,
       labelKey: CONFIG_LABEL,
       logger,
+      client,
       onChange: (value) => follower?.(value),
     });
   } catch (err) {
@@ -188,6 +196,7 @@ async function watchNodeLabel(nodeName: string | undefined, logger: Logger) {
   }
   return {
     watcher,
+    client,
     value: watcher.value,
     /** Starts reporting changes, beginning with the current value (it may have changed meanwhile). */
     follow(callback: (value: string | undefined) => void) {

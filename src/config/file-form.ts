@@ -3,7 +3,7 @@
  * what `config check` prints and the agent logs can be pasted into a ConfigMap as is.
  */
 import type { DeviceRef, DeviceSelection } from './devices.js';
-import type { EffectiveConfig } from './schema.js';
+import type { EffectiveConfig, HamiSettings } from './schema.js';
 
 function devicesInFileForm(selection: DeviceSelection): string | number | (string | number)[] {
   switch (selection.type) {
@@ -25,8 +25,14 @@ function sharedResourceInFileForm<T extends { rename: string | null; devices: De
   return { ...rest, ...(rename === null ? {} : { rename }), devices: devicesInFileForm(devices) };
 }
 
+/** An unset log level is left out rather than written as null (null reads back as "not set" anyway). */
+function hamiInFileForm(hami: HamiSettings) {
+  const { libCudaLogLevel, ...rest } = hami;
+  return { ...rest, ...(libCudaLogLevel === null ? {} : { libCudaLogLevel: Number(libCudaLogLevel) }) };
+}
+
 export function configInFileForm(config: EffectiveConfig): unknown {
-  const { timeSlicing, split } = config.sharing;
+  const { timeSlicing, split, hami } = config.sharing;
   // An empty section is an error in the file ("no resources specified"): leave it out instead.
   return {
     ...config,
@@ -37,6 +43,7 @@ export function configInFileForm(config: EffectiveConfig): unknown {
       ...(split.resources.length > 0
         ? { split: { ...split, resources: split.resources.map(sharedResourceInFileForm) } }
         : {}),
+      ...(hami ? { hami: hamiInFileForm(hami) } : {}),
     },
   };
 }

@@ -42,6 +42,7 @@ const DEFAULTS: EffectiveConfig = {
   sharing: {
     timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: false, resources: [] },
     split: { resources: [], hookPath: '/usr/local/vgpu' },
+    hami: null,
   },
   health: { enabled: true, disabledXids: [13, 31, 43, 45, 68, 109], recoverAfterSeconds: 300 },
 };
@@ -199,6 +200,7 @@ imex:
             ],
           },
           split: { resources: [], hookPath: '/usr/local/vgpu' },
+          hami: null,
         },
         health: DEFAULTS.health,
       },
@@ -360,11 +362,11 @@ describe('unknown keys', () => {
     ],
     [
       'sharing:\n  nothingLikeIt: 1\n',
-      'sharing.nothingLikeIt: unknown key (expected one of: timeSlicing, mps, split)',
+      'sharing.nothingLikeIt: unknown key (expected one of: timeSlicing, mps, split, hami)',
     ],
     [
       'deviceSplitCount: 10\n',
-      'deviceSplitCount: unknown key (expected one of: version, flags, resources, sharing, health, imex)',
+      'deviceSplitCount: unknown key (did you mean "sharing.hami.deviceSplitCount"?)',
     ],
   ])('%j', (text, error) => {
     expect(errorsOf(text)?.filter((e) => e.includes('unknown key'))).toEqual([`config.yaml: ${error}`]);

@@ -1,6 +1,7 @@
 /** Config text or file → effective configuration, or every problem found, each naming file, path and value. */
 import type { Result } from '../result.js';
-import { type ConfigIssue, formatIssue, formatPath, issuesFromZod } from './errors.js';
+import { type ConfigIssue, formatIssue, formatPath, issuesFromZod, type Locate } from './errors.js';
+import { hamiIssuePath, isHamiDeviceConfig, translateHamiDeviceConfig } from './hami-device-config.js';
 import { configFileErrorMap } from './messages.js';
 import { nullsNvidiaRejects } from './nvidia-wording.js';
 import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from './read-file.js';
@@ -39,6 +40,10 @@ export function parseConfig(text: string, source: string): ParseResult {
       ok: false,
       error: [issue('the document is empty (write "version: v1" for the default configuration)')],
     };
+  }
+  if (isHamiDeviceConfig(data)) {
+    const yamlWarnings = yaml.value.warnings.map((w) => formatIssue(issue(w.message, w.position)));
+    return parseHamiDeviceConfig(data, source, locate, yamlWarnings);
   }
   // A null value means "not set", as in NVIDIA's Go loader (its effective config prints unset flags as
   // null), except for the time-slicing keys NVIDIA reads as an empty value and rejects.
@@ -83,6 +88,31 @@ export async function loadConfigFile(
   if (read.value.trim() === '')
     return fail('file is empty (write "version: v1" for the default configuration)');
   return parseConfig(read.value, path);
+}
+
+/**
+ * HAMi's device-config.yaml: its `nvidia:` section as `sharing.hami`. Problems are reported at the keys
+ * of HAMi's file (`nvidia.deviceSplitCount`), not at the `sharing.hami` they map to.
+ */
+function parseHamiDeviceConfig(
+  data: Record<string, unknown>,
+  source: string,
+  locate: Locate,
+  yamlWarnings: string[],
+): ParseResult {
+  const translated = translateHamiDeviceConfig(data, source, locate);
+  const document = withoutNullValues(translated.document);
+  const parsed = configSchema.safeParse(document, { error: configFileErrorMap });
+  const schemaErrors = parsed.success
+    ? []
+    : issuesFromZod(parsed.error.issues, source, configFileSchema).map((i) => {
+        const path = hamiIssuePath(i.path);
+        return { ...i, path, ...locate(path.split('.')) };
+      });
+  const errors = [...translated.errors, ...schemaErrors];
+  if (!parsed.success || errors.length > 0) return { ok: false, error: inDocumentOrder(errors) };
+  const warnings = [...yamlWarnings, ...translated.warnings.map(formatIssue)];
+  return { ok: true, value: { config: parsed.data, warnings } };
 }
 
 /** Drops keys whose value is null, at every level (list items are kept: a null item is an error). */

@@ -26,6 +26,7 @@ export {
   type DeviceListStrategy,
   MIG_STRATEGIES,
 } from './flags-schema.js';
+export type { HamiSettings } from './hami-schema.js';
 export { DEFAULT_HOOK_PATH, type SplitResource, type TimeSlicedResource } from './sharing-schema.js';
 
 const CONFIG_VERSION = 'v1';
@@ -189,6 +190,7 @@ function toEffective(config: ConfigFile) {
         resources: [] as TimeSlicedResource[],
       },
       split: sharing.split ?? { resources: [] as SplitResource[], hookPath: DEFAULT_HOOK_PATH },
+      hami: sharing.hami ?? null,
     },
     health,
   };

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { describeValue } from './describe.js';
 import type { DeviceSelection } from './devices.js';
+import { hamiSchema } from './hami-schema.js';
 import { MAX_RESOURCE_NAME_LENGTH, SHARED_RENAME_SUFFIX } from './resource-name.js';
 import {
   absolutePath,
@@ -223,6 +224,14 @@ const sharingFields = z.strictObject({
         'HAMi-core inside the container.',
     }),
   ),
+  hami: hamiSchema.optional().meta(
+    doc({
+      description:
+        "vgpu-agent as the node side of HAMi's scheduler: each container gets the GPU, memory and compute " +
+        'HAMi decided (`nvidia.com/gpumem`, `nvidia.com/gpucores` requests), enforced by HAMi-core. Cannot be ' +
+        'combined with `timeSlicing` or `split`. Needs `--kube-api` and `NODE_NAME`.',
+    }),
+  ),
 });
 
 export type TimeSlicedResource = z.output<typeof timeSlicingSchema>['resources'][number];
@@ -284,4 +293,21 @@ function checkSharedResources(sharing: Sharing, ctx: z.core.$RefinementCtx<Shari
   });
 }
 
-export const sharingSchema = sharingFields.superRefine(checkSharedResources);
+/** HAMi's scheduler owns every GPU of a node in HAMi mode: nothing else may share them. */
+function checkHamiAlone(sharing: Sharing, ctx: z.core.$RefinementCtx<Sharing>): void {
+  if (!sharing.hami) return;
+  for (const other of ['timeSlicing', 'split'] as const) {
+    if (!sharing[other]) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: [other],
+      input: sharing[other],
+      message: `cannot be combined with sharing.hami: HAMi's scheduler decides how every GPU of the node is shared`,
+    });
+  }
+}
+
+export const sharingSchema = sharingFields.superRefine((sharing, ctx) => {
+  checkSharedResources(sharing, ctx);
+  checkHamiAlone(sharing, ctx);
+});

@@ -30,7 +30,8 @@ export interface AdvertisedDevice {
   slice?: SliceLimits;
 }
 
-export type SharingMode = 'exclusive' | 'time-slicing' | 'split';
+/** `hami`: replicas whose GPU and limits HAMi's scheduler decides per pod (see src/hami/). */
+export type SharingMode = 'exclusive' | 'time-slicing' | 'split' | 'hami';
 
 export interface ResourceSpec {
   /** fully qualified: `nvidia.com/gpu`, `nvidia.com/mig-1g.5gb`, `nvidia.com/gpu.shared` */

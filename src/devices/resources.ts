@@ -5,7 +5,7 @@
  * allocations stay valid across restarts and reloads.
  */
 import type { DeviceSelection } from '../config/devices.js';
-import type { EffectiveConfig } from '../config/schema.js';
+import type { EffectiveConfig, HamiSettings } from '../config/schema.js';
 import {
   bytesText,
   DEVICE_LIST_LIMIT_BYTES,
@@ -36,6 +36,8 @@ export interface SharingConfig {
       coreScaling: number;
     })[];
   };
+  /** HAMi scheduler mode: every GPU advertised as `deviceSplitCount` replicas; null when off */
+  hami?: HamiSettings | null;
 }
 
 /** The part of an effective config that decides the resources. */
@@ -44,6 +46,7 @@ export function sharingConfigOf(config: EffectiveConfig): SharingConfig {
     migStrategy: config.flags.migStrategy,
     timeSlicing: config.sharing.timeSlicing,
     split: config.sharing.split,
+    hami: config.sharing.hami,
   };
 }
 
@@ -59,6 +62,8 @@ export interface BuiltResources {
 }
 
 const SHARE_SEPARATOR = '::';
+/** hamiReplicaId's form, `<GPU uuid>-<n>` */
+const HAMI_REPLICA_ID = /^(GPU-\S+)-(0|[1-9]\d*)$/;
 
 /** `<uuid>::<n>`: a replica or slice of a GPU or MIG device. */
 export function shareId(uuid: string, n: number): string {
@@ -68,9 +73,17 @@ export function shareId(uuid: string, n: number): string {
 /**
  * The inverse of the IDs this plugin advertises (what kubelet then reports in PodResources): a bare
  * GPU or MIG UUID, or `shareId`'s `<uuid>::<n>` for a time-slicing replica or a split slice. Anything
- * else (another plugin's device, a malformed share number) is undefined.
+ * else (another plugin's device, a malformed share number) is undefined. With the node's UUIDs
+ * (`known`), HAMi mode's `<uuid>-<n>` is recognised too: only they tell it from a UUID of its own.
  */
-export function parseDeviceId(id: string): { uuid: string; share?: number } | undefined {
+export function parseDeviceId(
+  id: string,
+  known?: ReadonlySet<string>,
+): { uuid: string; share?: number } | undefined {
+  if (known && !known.has(id)) {
+    const hami = HAMI_REPLICA_ID.exec(id);
+    if (hami && known.has(hami[1]!)) return { uuid: hami[1]!, share: Number(hami[2]) };
+  }
   const separator = id.lastIndexOf(SHARE_SEPARATOR);
   const uuid = separator < 0 ? id : id.slice(0, separator);
   if (!/^(?:GPU|MIG)-\S+$/.test(uuid) || uuid.includes(SHARE_SEPARATOR)) return undefined;
@@ -143,6 +156,7 @@ const sharesOf = (part: PlannedPart): number | null =>
  * whose list kubelet could not receive is refused before a device is built.
  */
 export function buildResources(config: SharingConfig, inventory: Inventory): BuiltResources {
+  if (config.hami) return buildHamiResources(config.hami, config.migStrategy, inventory);
   const { planned, warnings } = planResources(config, inventory);
   for (const resource of planned) checkDeviceListSize(resource);
   const resources = planned
@@ -278,4 +292,56 @@ function buildPart(part: PlannedPart): AdvertisedDevice[] {
       (_, n): AdvertisedDevice => ({ id: shareId(target.uuid, n), target, share: n, slice }),
     );
   });
+}
+
+/**
+ * `<uuid>-<n>`: a replica of a GPU in HAMi mode, HAMi's own ID form. A node moving from HAMi's device
+ * plugin to vgpu-agent keeps the IDs kubelet has checkpointed for its running pods, so kubelet still
+ * counts those replicas as in use. Replica IDs carry nothing else: the scheduler's annotation says which
+ * GPU a container gets.
+ */
+export function hamiReplicaId(uuid: string, n: number): string {
+  return `${uuid}-${n}`;
+}
+
+/** HAMi mode: the whole GPUs, each as `deviceSplitCount` replicas under `resourceCountName`. */
+function buildHamiResources(
+  hami: HamiSettings,
+  migStrategy: MigStrategy,
+  inventory: Inventory,
+): BuiltResources {
+  if (migStrategy !== 'none') {
+    throw new ResourceConfigError(
+      `sharing.hami shares whole GPUs: flags.migStrategy must be none (got ${migStrategy})`,
+    );
+  }
+  const targets = targetsByResource(inventory, 'none').get('nvidia.com/gpu') ?? [];
+  const gpus = targets.filter((t) => t.kind === 'gpu');
+  const resource: PlannedResource = {
+    name: hami.resourceCountName,
+    sharing: 'hami',
+    failGreaterThanOne: false,
+    parts: [
+      {
+        targets: gpus,
+        where: 'sharing.hami',
+        share: { kind: 'time-slicing', replicas: hami.deviceSplitCount },
+      },
+    ],
+  };
+  checkDeviceListSize(resource);
+  const devices = gpus.flatMap((target) =>
+    Array.from(
+      { length: hami.deviceSplitCount },
+      (_, n): AdvertisedDevice => ({ id: hamiReplicaId(target.uuid, n), target, share: n }),
+    ),
+  );
+  const warnings = gpus.length === 0 ? ['sharing.hami: no GPUs on this node'] : [];
+  return {
+    resources:
+      devices.length === 0
+        ? []
+        : [{ name: hami.resourceCountName, sharing: 'hami', devices, failRequestsGreaterThanOne: false }],
+    warnings,
+  };
 }

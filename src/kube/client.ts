@@ -3,9 +3,12 @@
  * plugin's config label), list and watch the pods on this node (the monitor's names); every list and
  * watch is field-selected to this node, never cluster-wide. Each call is a method, and the chart's RBAC
  * grants exactly these (test/chart/rbac.test.ts): a new call comes as a method of its own with its
- * grant. Only the fields the agent reads are typed. Plain node:http(s) rather than @kubernetes/client-node: its
+ * grant. Only the fields the agent reads are typed.
+ * HAMi mode (src/hami/) adds its own block: get, list and annotation patches of pods, annotation
+ * patches of the Node (granted with the chart's kubeApi.hami).
+ * Plain node:http(s) rather than @kubernetes/client-node: its
  * 2.x needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
- * runtime dependencies, for GET requests whose protocol fits here.
+ * runtime dependencies, for GET and merge-patch requests whose protocol fits here.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -18,7 +21,10 @@ export interface KubeObject {
 
 /** The part of a Node object the agent reads. */
 export interface KubeNode extends KubeObject {
-  metadata: KubeObject['metadata'] & { labels?: Record<string, string> };
+  metadata: KubeObject['metadata'] & {
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
 }
 
 /** `metav1.Status`, as the API sends it with errors and in ERROR watch events. */
@@ -99,6 +105,51 @@ export interface PodClient {
   watchPods(request: WatchRequest): Promise<AsyncIterable<PodWatchEvent>>;
 }
 
+// --- HAMi scheduler mode (src/hami/): the pod being bound and the annotations of the protocol. ---
+
+/** The part of a Pod that HAMi mode reads (its spec and phase; the monitor reads KubePod). */
+export interface HamiPod extends KubeObject {
+  metadata: KubeObject['metadata'] & {
+    namespace: string;
+    uid: string;
+    annotations?: Record<string, string>;
+  };
+  spec: { nodeName?: string; initContainers?: KubeContainer[]; containers: KubeContainer[] };
+  status?: { phase?: string };
+}
+
+export interface KubeContainer {
+  name: string;
+  env?: { name: string; value?: string }[];
+  resources?: { limits?: Record<string, string | number> };
+}
+
+/** Annotation values to set; null removes the annotation (JSON merge patch). */
+export type AnnotationPatch = Record<string, string | null>;
+
+/** The calls HAMi mode adds; the chart grants them only where the mode is used (see docs). */
+export interface HamiKubeClient extends KubeClient {
+  getPod(namespace: string, name: string, signal: AbortSignal): Promise<HamiPod>;
+  /** The pods bound to a node (`spec.nodeName`): HAMi's fallback when the node lock names no pod. */
+  listPodsOnNode(nodeName: string, signal: AbortSignal): Promise<HamiPod[]>;
+  patchPodAnnotations(
+    namespace: string,
+    name: string,
+    annotations: AnnotationPatch,
+    signal: AbortSignal,
+  ): Promise<HamiPod>;
+  /**
+   * With `resourceVersion`, the patch applies only to that version of the Node (409 Conflict
+   * otherwise): how the node lock is released without removing a lock taken meanwhile.
+   */
+  patchNodeAnnotations(
+    name: string,
+    annotations: AnnotationPatch,
+    signal: AbortSignal,
+    resourceVersion?: string,
+  ): Promise<KubeNode>;
+}
+
 /** The API answered with an error status (or not at all, status 0). */
 export class KubeApiError extends Error {
   override readonly name = 'KubeApiError';
@@ -125,7 +176,7 @@ export interface HttpKubeClientOptions {
 /** A single object or event line larger than this is not something a Node object produces. */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
-export class HttpKubeClient implements KubeClient, PodClient {
+export class HttpKubeClient implements KubeClient, PodClient, HamiKubeClient {
   private readonly server: URL;
 
   constructor(private readonly options: HttpKubeClientOptions) {
@@ -166,7 +217,50 @@ export class HttpKubeClient implements KubeClient, PodClient {
     return watchEvents<T>(response);
   }
 
-  private async request(path: string, signal: AbortSignal, idleMs?: number): Promise<http.IncomingMessage> {
+  // --- HAMi scheduler mode ---
+
+  async getPod(namespace: string, name: string, signal: AbortSignal): Promise<HamiPod> {
+    const response = await this.request(podPath(namespace, name), signal);
+    return parseJson(await readBody(response), `pod ${namespace}/${name}`) as HamiPod;
+  }
+
+  async listPodsOnNode(nodeName: string, signal: AbortSignal): Promise<HamiPod[]> {
+    const query = new URLSearchParams({ fieldSelector: `spec.nodeName=${nodeName}` });
+    const response = await this.request(`/api/v1/pods?${query}`, signal);
+    const list = parseJson(await readBody(response), `pods on node ${nodeName}`) as { items?: HamiPod[] };
+    return list.items ?? [];
+  }
+
+  async patchPodAnnotations(
+    namespace: string,
+    name: string,
+    annotations: AnnotationPatch,
+    signal: AbortSignal,
+  ): Promise<HamiPod> {
+    const body = JSON.stringify({ metadata: { annotations } });
+    const response = await this.request(podPath(namespace, name), signal, undefined, body);
+    return parseJson(await readBody(response), `pod ${namespace}/${name}`) as HamiPod;
+  }
+
+  async patchNodeAnnotations(
+    name: string,
+    annotations: AnnotationPatch,
+    signal: AbortSignal,
+    resourceVersion?: string,
+  ): Promise<KubeNode> {
+    const metadata = resourceVersion === undefined ? { annotations } : { annotations, resourceVersion };
+    const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
+    const response = await this.request(path, signal, undefined, JSON.stringify({ metadata }));
+    return parseJson(await readBody(response), `node ${name}`) as KubeNode;
+  }
+
+  /** A GET, or with `patch` a JSON merge patch of the object at `path`. */
+  private async request(
+    path: string,
+    signal: AbortSignal,
+    idleMs?: number,
+    patch?: string,
+  ): Promise<http.IncomingMessage> {
     const token = await this.options.token?.();
     const secure = this.server.protocol === 'https:';
     const transport = secure ? https : http;
@@ -174,10 +268,11 @@ export class HttpKubeClient implements KubeClient, PodClient {
     const timeout = idleMs ?? this.options.requestTimeoutMs ?? 10_000;
     const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = transport.request(url, {
-        method: 'GET',
+        method: patch === undefined ? 'GET' : 'PATCH',
         signal,
         headers: {
           accept: 'application/json',
+          ...(patch === undefined ? {} : { 'content-type': 'application/merge-patch+json' }),
           'user-agent': 'vgpu-agent',
           ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
@@ -194,16 +289,19 @@ export class HttpKubeClient implements KubeClient, PodClient {
             : new KubeApiError(0, `cannot reach ${this.server.origin}: ${error.message}`),
         ),
       );
-      req.end();
+      req.end(patch);
     });
     const status = response.statusCode ?? 0;
     if (status >= 200 && status < 300) return response;
     const text = await readBody(response).catch(() => '');
-    throw statusError(status, text, url.pathname);
+    throw statusError(status, text, url.pathname, patch === undefined ? 'GET' : 'PATCH');
   }
 }
 
-function statusError(status: number, body: string, path: string): KubeApiError {
+const podPath = (namespace: string, name: string) =>
+  `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
+
+function statusError(status: number, body: string, path: string, method = 'GET'): KubeApiError {
   let detail: KubeStatus = {};
   try {
     detail = JSON.parse(body) as KubeStatus;
@@ -214,10 +312,12 @@ function statusError(status: number, body: string, path: string): KubeApiError {
     status === 401
       ? ' (the service account token was refused)'
       : status === 403
-        ? ` (the service account needs ${path.startsWith('/api/v1/pods') ? 'list and watch on pods' : 'get and watch on nodes'})`
+        ? method === 'PATCH' || (path.includes('/pods/') && !path.startsWith('/api/v1/pods'))
+          ? ' (HAMi mode: the service account needs get, list and patch on pods and patch on nodes)'
+          : ` (the service account needs ${path.startsWith('/api/v1/pods') ? 'list and watch on pods' : 'get and watch on nodes'})`
         : '';
   const message = detail.message ?? (body.trim().slice(0, 200) || `HTTP ${status}`);
-  return new KubeApiError(status, `GET ${path}: ${status} ${message}${hint}`, detail.reason);
+  return new KubeApiError(status, `${method} ${path}: ${status} ${message}${hint}`, detail.reason);
 }
 
 async function readBody(response: http.IncomingMessage): Promise<string> {

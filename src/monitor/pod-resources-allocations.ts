@@ -180,7 +180,7 @@ function indexAnswer(response: ListPodResourcesResponse__Output, knownUuids?: Re
       byContainer.set(nameKey(names), devices);
       for (const { resource_name: resourceName, device_ids: deviceIds } of container.devices) {
         for (const deviceId of deviceIds) {
-          const parsed = parseDeviceId(deviceId);
+          const parsed = parseDeviceId(deviceId, knownUuids);
           const key = `${resourceName}\n${deviceId}`;
           if (!parsed || (knownUuids && !knownUuids.has(parsed.uuid)) || seen.has(key)) continue;
           seen.add(key);

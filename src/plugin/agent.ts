@@ -9,7 +9,10 @@ import type { EffectiveConfig } from '../config/schema.js';
 import { HealthMonitor } from '../devices/health-monitor.js';
 import type { Inventory } from '../devices/inventory-types.js';
 import type { ResourceSpec } from '../devices/resource-types.js';
-import { buildResources, sharingConfigOf } from '../devices/resources.js';
+import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
+import { HamiAllocator } from '../hami/allocator.js';
+import { HamiRegistrar, registeredGpus } from '../hami/registrar.js';
+import type { HamiKubeClient } from '../kube/client.js';
 import { detectHamiCore } from '../runtime/hami-core-host.js';
 import type { Component, NodeRuntime } from '../runtime/node-runtime.js';
 import { allocateSettingsFrom } from './allocate-settings.js';
@@ -35,6 +38,8 @@ export interface PluginAgentOptions {
   /** for DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS */
   env: NodeJS.ProcessEnv;
   tuning?: PluginTuning;
+  /** the API and this node's name: HAMi mode (`sharing.hami`) needs them */
+  kube?: { client: HamiKubeClient; nodeName: string } | undefined;
 }
 
 /** What a config gives on this node: the resources and what their servers need to answer kubelet. */
@@ -49,6 +54,10 @@ export class PluginAgent implements Component {
   readonly manager: PluginManager;
   private readonly logger: Logger;
   private config: EffectiveConfig;
+  /** HAMi mode's API side, made when the agent has API access */
+  private readonly hami: { allocator: HamiAllocator; registrar: HamiRegistrar } | undefined;
+  /** the register annotation is on the node (HAMi mode was on) */
+  private hamiRegistered = false;
 
   private constructor(private readonly options: PluginAgentOptions) {
     const { runtime, tuning } = options;
@@ -70,6 +79,7 @@ export class PluginAgent implements Component {
       onChange: (state) => {
         metrics.unhealthyDevices.set(state.records().length);
         this.manager.healthChanged();
+        this.registerForHami();
       },
     });
     this.manager = new PluginManager({
@@ -78,6 +88,11 @@ export class PluginAgent implements Component {
       metrics,
       ...tuning,
     });
+    const { kube } = options;
+    this.hami = kube && {
+      allocator: new HamiAllocator({ ...kube, logger: this.logger }),
+      registrar: new HamiRegistrar({ ...kube, logger: this.logger }),
+    };
   }
 
   /** Advertises what the config gives on this node; throws when the config cannot apply here. */
@@ -86,6 +101,7 @@ export class PluginAgent implements Component {
     const plan = await agent.plan(options.config);
     await agent.manager.start(plan.resources, plan.context);
     agent.health.start();
+    agent.registerForHami();
     return agent;
   }
 
@@ -115,7 +131,32 @@ export class PluginAgent implements Component {
 
   /** Resources the config gives on this node; throws when it cannot apply here. */
   resourcesFor(config: EffectiveConfig): { resources: ResourceSpec[]; warnings: string[] } {
+    if (config.sharing.hami && !this.hami) {
+      throw new ResourceConfigError(
+        'sharing.hami needs the Kubernetes API: run the plugin with --kube-api and NODE_NAME',
+      );
+    }
     return buildResources(sharingConfigOf(config), this.inventory);
+  }
+
+  /** HAMi mode: the node's register annotation follows resources, health and config (patched on change). */
+  private registerForHami(): void {
+    if (!this.hami) return;
+    const { hami } = this.config.sharing;
+    if (!hami) {
+      if (this.hamiRegistered) this.hami.registrar.withdraw();
+      this.hamiRegistered = false;
+      return;
+    }
+    const resource = this.manager.resource(hami.resourceCountName);
+    const devices = resource?.devices ?? [];
+    this.hami.registrar.update(registeredGpus(devices, this.inventory, this.health.state, hami));
+    this.hamiRegistered = true;
+  }
+
+  /** Resolves once the register annotation carries the latest value; for tests. */
+  async hamiRegistrationSettled(): Promise<void> {
+    await this.hami?.registrar.settled();
   }
 
   /** Applies a new (validated) config: only resources whose devices changed see an update. */
@@ -125,10 +166,12 @@ export class PluginAgent implements Component {
     const { warnings: _, ...checks } = healthChecksFromEnv(this.options.env, config.health);
     this.health.updateSettings({ ...checks, recoverAfterSeconds: config.health.recoverAfterSeconds });
     this.config = config;
+    this.registerForHami();
   }
 
   /** Stops health checks and every server (sockets removed); NVML is the runtime's to shut down. */
   async stop(): Promise<void> {
+    this.hami?.registrar.stop();
     await this.health.stop();
     await this.manager.stop();
   }
@@ -149,6 +192,11 @@ export class PluginAgent implements Component {
       context.split = new SplitAllocator(await detectHamiCore(config.sharing.split.hookPath), this.logger);
       for (const r of split)
         this.metrics.splitLimitsEnforced.set({ resource: r.name }, context.split.enforced ? 1 : 0);
+    }
+    if (config.sharing.hami && this.hami) {
+      const { hami } = config.sharing;
+      const hamiCore = new SplitAllocator(await detectHamiCore(hami.hookPath), this.logger);
+      context.hami = { allocator: this.hami.allocator, settings: hami, hamiCore };
     }
     this.logger.info(
       {

@@ -337,6 +337,15 @@ export class DevicePluginServer {
     if (requests.length === 0) {
       throw new RequestError(grpc.status.INVALID_ARGUMENT, 'Allocate request has no container requests');
     }
+    const { handler } = this.options;
+    if (handler.allocateContainers) {
+      const container_responses = await handler.allocateContainers(requests.map((r) => r.devices_ids));
+      this.logger.info(
+        { devices: requests.map((r) => r.devices_ids), envs: container_responses.map((r) => r.envs) },
+        'Allocate',
+      );
+      return { container_responses };
+    }
     // Kubelet sends one container per call; answer every one given, in order.
     const container_responses = [];
     for (const container of requests) {

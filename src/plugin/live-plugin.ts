@@ -5,7 +5,7 @@
  * (`LivePlugin.openConfig`) to report config errors and read failOnInitError before NVML is touched.
  */
 import { NodeRuntime, type NodeRuntimeOptions } from '../runtime/node-runtime.js';
-import { PluginAgent, type PluginTuning } from './agent.js';
+import { PluginAgent, type PluginAgentOptions, type PluginTuning } from './agent.js';
 import { LiveConfig, type LiveConfigOptions } from './live-config.js';
 
 export type { LiveConfig, LiveConfigOptions } from './live-config.js';
@@ -18,6 +18,8 @@ export interface LivePluginOptions extends NodeRuntimeOptions {
   /** for DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS */
   env: NodeJS.ProcessEnv;
   tuning?: PluginTuning;
+  /** API access and this node's name, for HAMi mode */
+  kube?: PluginAgentOptions['kube'];
 }
 
 export class LivePlugin {
@@ -53,6 +55,7 @@ export class LivePlugin {
         pluginDir: options.pluginDir,
         env: options.env,
         tuning: options.tuning,
+        kube: options.kube,
       }),
     );
     config.follow(agent, options.logger);

@@ -15,4 +15,11 @@ export interface ResourceHandler {
   preferredAllocation(available: readonly string[], mustInclude: readonly string[], size: number): string[];
   /** Rejects with RequestError for IDs it cannot allocate (unknown, unhealthy, too many). */
   allocate(ids: readonly string[]): Promise<ContainerAllocateResponse>;
+  /**
+   * A whole Allocate call at once (one ID list per container), for resources whose answer depends on
+   * the pod rather than on the IDs (HAMi mode). Without it, `allocate` answers each container.
+   */
+  readonly allocateContainers?:
+    | ((requests: readonly (readonly string[])[]) => Promise<ContainerAllocateResponse[]>)
+    | undefined;
 }

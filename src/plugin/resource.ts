@@ -3,8 +3,10 @@
  * Implements ResourceHandler for the gRPC server; everything here works on plain data.
  */
 import { status } from '@grpc/grpc-js';
+import type { HamiSettings } from '../config/schema.js';
 import type { HealthState } from '../devices/health-state.js';
 import type { AdvertisedDevice, ResourceSpec } from '../devices/resource-types.js';
+import type { HamiAllocator } from '../hami/allocator.js';
 import { type ContainerAllocateResponse, type Device, HEALTHY, UNHEALTHY } from '../kubelet-api/proto.js';
 import { type AllocateSettings, containerAllocateResponse } from './allocate-response.js';
 import {
@@ -26,6 +28,8 @@ export interface ResourceContext {
   topology: TopologyScores;
   /** adds what a container of split slices needs (HAMi-core env and mounts); may touch the host */
   split?: SplitAllocator;
+  /** HAMi mode: Allocate carries out the scheduler's decision */
+  hami?: { allocator: HamiAllocator; settings: HamiSettings; hamiCore: SplitAllocator };
 }
 
 export class Resource implements ResourceHandler {
@@ -80,6 +84,29 @@ export class Resource implements ResourceHandler {
     if (this.spec.sharing === 'split')
       await this.contextOf().split?.extend(devices, response, this.spec.name);
     return response;
+  }
+
+  /** HAMi mode answers a whole Allocate call from the pod's annotations; other modes answer per container. */
+  get allocateContainers() {
+    if (this.spec.sharing !== 'hami') return undefined;
+    return (requests: readonly (readonly string[])[]) => this.allocateFromScheduler(requests);
+  }
+
+  private async allocateFromScheduler(
+    requests: readonly (readonly string[])[],
+  ): Promise<ContainerAllocateResponse[]> {
+    const context = this.contextOf();
+    if (!context.hami) {
+      throw new RequestError(status.FAILED_PRECONDITION, `${this.spec.name}: HAMi mode is not set up`);
+    }
+    const gpus = new Map(this.spec.devices.map((d) => [d.target.uuid, d.target]));
+    return context.hami.allocator.allocate(requests, {
+      settings: context.hami.settings,
+      hamiCore: context.hami.hamiCore,
+      allocate: context.allocate,
+      health: context.health,
+      gpus,
+    });
   }
 
   private validate(ids: readonly string[]): AdvertisedDevice[] {

@@ -6,7 +6,7 @@
  * and HAMi-core's host-wide lock directory.
  */
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AdvertisedDevice } from '../devices/resource-types.js';
@@ -64,6 +64,18 @@ function splitLimitEnvs(limits: readonly SplitGpuLimits[]): Record<string, strin
   return envs;
 }
 
+/** One container's HAMi-core set-up: where its files go on the host. */
+export interface HamiCoreContainer {
+  /** the cache file's name, `<name>.cache` under hookPath in the container */
+  cacheName: string;
+  /** `containers/<containerDir>` under hookPath on the host */
+  containerDir: string;
+  /** written as allocation.json in that directory: who the container is, for people and the monitor */
+  record: object;
+  /** mount ld.so.preload (false: the container asked for no HAMi-core control) */
+  preload: boolean;
+}
+
 export class SplitAllocator {
   readonly enforced: boolean;
   private readonly libraryPaths: readonly string[];
@@ -101,16 +113,39 @@ export class SplitAllocator {
   ): Promise<void> {
     const limits = splitGpuLimits(devices);
     response.envs = { ...response.envs, ...splitLimitEnvs(limits) };
+    const allocation = randomUUID();
+    await this.attach(response, {
+      cacheName: allocation,
+      containerDir: allocation,
+      record: {
+        resource,
+        deviceIds: devices.map((d) => d.id),
+        allocatedAt: new Date().toISOString(),
+        limits, // the monitor reports them before any process writes a shared region
+      },
+      preload: true,
+    });
+  }
+
+  /**
+   * Mounts HAMi-core into a container whose limits are in `response.envs` already: its own host
+   * directory `containers/<containerDir>` (made afresh, as HAMi does) holding the shared-region cache
+   * file, the library, `ld.so.preload` unless `preload` is false (HAMi's `CUDA_DISABLE_CONTROL`), and
+   * the lock directory. Without HAMi-core on the host nothing is mounted.
+   */
+  async attach(response: ContainerAllocateResponse, container: HamiCoreContainer): Promise<void> {
     // Without HAMi-core nothing is mounted: a preload file naming a missing library breaks every process.
     if (!this.enforced) return;
-    const allocation = randomUUID();
-    const hostDir = await this.createContainerDir(allocation, resource, devices, limits);
+    const hostDir = await this.createContainerDir(container.containerDir, container.record);
     await this.ensureLockDir();
-    response.envs.CUDA_DEVICE_MEMORY_SHARED_CACHE = path.posix.join(
-      this.host.hookPath,
-      `${allocation}.cache`,
+    response.envs = {
+      ...response.envs,
+      CUDA_DEVICE_MEMORY_SHARED_CACHE: path.posix.join(this.host.hookPath, `${container.cacheName}.cache`),
+    };
+    const mounts = this.mounts(hostDir).filter(
+      (m) => container.preload || m.container_path !== '/etc/ld.so.preload',
     );
-    response.mounts = [...(response.mounts ?? []), ...this.mounts(hostDir)];
+    response.mounts = [...(response.mounts ?? []), ...mounts];
   }
 
   /**
@@ -132,21 +167,14 @@ export class SplitAllocator {
 
   /**
    * One host directory per container: HAMi-core's shared region lives there, visible to the monitor,
-   * which joins it to its container through the device IDs and reports the limits.
+   * which joins it to its container and reports the limits `allocation.json` records.
    */
-  private async createContainerDir(
-    allocation: string,
-    resource: string,
-    devices: readonly AdvertisedDevice[],
-    limits: readonly SplitGpuLimits[],
-  ): Promise<string> {
-    const hostDir = path.join(this.host.hookPath, 'containers', allocation);
+  private async createContainerDir(name: string, record: object): Promise<string> {
+    const hostDir = path.join(this.host.hookPath, 'containers', name);
+    await rm(hostDir, { recursive: true, force: true });
     await mkdir(hostDir, { recursive: true });
     await chmod(hostDir, 0o777); // the container's user, whoever it is, writes its cache file here
-    await writeFile(
-      path.join(hostDir, 'allocation.json'),
-      `${JSON.stringify({ resource, deviceIds: devices.map((d) => d.id), allocatedAt: new Date().toISOString(), limits })}\n`,
-    );
+    await writeFile(path.join(hostDir, 'allocation.json'), `${JSON.stringify(record)}\n`);
     return hostDir;
   }
 

@@ -6,6 +6,9 @@
  * server authorizes it (resource and verb), and that set must equal the rules the chart renders, with
  * the monitor off and on.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { helmBinary } from '../../scripts/helm.mjs';
@@ -15,6 +18,7 @@ import { NodeLabelWatcher } from '../../src/kube/node-label-watcher.js';
 import { createLogger } from '../../src/log.js';
 import { PodNamer } from '../../src/monitor/pod-namer.js';
 import { FakeKubeApi, type RecordedRequest } from '../kube/fake-api.js';
+import { FakeHamiApi } from '../kube/fake-hami-api.js';
 import { ciValuesFile, findObject, parseManifests, template } from './helm.js';
 
 const silentLogger = () =>
@@ -124,9 +128,10 @@ describe('chart RBAC', () => {
     const monitor = new Set((await requestsOfTheMonitor()).map(authorizedAs));
     expect(sorted(monitor)).toEqual(['/pods list', '/pods watch']);
 
-    expect(sorted(await renderedRules())).toEqual(sorted(plugin));
-    const withMonitor = await renderedRules([ciValuesFile('servicemonitor-values.yaml')]);
-    expect(sorted(withMonitor)).toEqual(sorted([...plugin, ...monitor]));
+    // the monitor runs by default
+    expect(sorted(await renderedRules())).toEqual(sorted([...plugin, ...monitor]));
+    const withoutMonitor = await renderedRules([ciValuesFile('monitor-off-values.yaml')]);
+    expect(sorted(withoutMonitor)).toEqual(sorted(plugin));
   });
 
   it('covers every API call the client can make (a new one must be classified and granted here)', () => {
@@ -134,6 +139,65 @@ describe('chart RBAC', () => {
     const methods = Object.getOwnPropertyNames(HttpKubeClient.prototype).filter(
       (name) => !transport.has(name),
     );
-    expect(methods.sort()).toEqual(['getNode', 'listPods', 'watchNodes', 'watchPods']);
+    expect(methods.sort()).toEqual([
+      'getNode',
+      'getPod',
+      'listPods',
+      'listPodsOnNode',
+      'patchNodeAnnotations',
+      'patchPodAnnotations',
+      'watchNodes',
+      'watchPods',
+    ]);
+  });
+
+  it('with kubeApi.hami: adds exactly the calls of HAMi mode', async () => {
+    const used = new Set(await requestsOfHamiMode());
+    expect([...used].sort()).toEqual([
+      '/nodes get',
+      '/nodes patch',
+      '/pods get',
+      '/pods list',
+      '/pods patch',
+    ]);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'vgpu-rbac-'));
+    try {
+      const values = path.join(dir, 'hami.yaml');
+      // the monitor off: its pod list and watch are checked above
+      await writeFile(values, 'kubeApi:\n  hami: true\nmonitor:\n  enabled: false\n');
+      const rendered = await template(4, [values]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      const role = findObject(parseManifests(rendered.stdout), 'ClusterRole');
+      expect([...grantedBy(role.rules)].sort()).toEqual([...new Set([...used, '/nodes watch'])].sort());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
+
+/** Every call HAMi mode makes (src/hami/ uses these client methods only), classified as authorized. */
+async function requestsOfHamiMode(): Promise<string[]> {
+  const api = await FakeHamiApi.start('gpu-node-1');
+  try {
+    const client = new HttpKubeClient({ server: api.url });
+    const signal = AbortSignal.timeout(10_000);
+    api.addPod({
+      metadata: { name: 'p', namespace: 'default', uid: 'u', resourceVersion: '1' },
+      spec: { nodeName: 'gpu-node-1', containers: [{ name: 'main' }] },
+    });
+    const node = await client.getNode('gpu-node-1', signal);
+    await client.patchNodeAnnotations('gpu-node-1', { a: 'b' }, signal, node.metadata.resourceVersion);
+    await client.getPod('default', 'p', signal);
+    await client.listPodsOnNode('gpu-node-1', signal);
+    await client.patchPodAnnotations('default', 'p', { a: 'b' }, signal);
+    return api.calls.map((call) => {
+      const [, resource, name] = /^\/api\/v1\/(?:namespaces\/[^/]+\/)?([a-z]+)(?:\/([^/]+))?$/.exec(
+        call.path,
+      )!;
+      const verb = call.method === 'PATCH' ? 'patch' : name ? 'get' : 'list';
+      return `/${resource} ${verb}`;
+    });
+  } finally {
+    await api.close();
+  }
+}

@@ -266,3 +266,25 @@ sharing:
     expect(stdout).toContain('Node:    gpu-node-9 (inventory dgx-a100');
   });
 });
+
+describe('vgpu-agent config check: HAMi mode', () => {
+  it("HAMi's device-config.yaml: the replicas, the register annotation and the request names", async () => {
+    const config = await file(
+      'device-config.yaml',
+      'nvidia:\n  deviceSplitCount: 5\n  deviceMemoryScaling: 1.5\n  defaultMemory: 0\n',
+    );
+    const { code, stdout, stderr } = await check([config]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain("nvidia.defaultMemory: read by HAMi's scheduler and webhook, not by the node");
+    expect(stdout).toContain('nvidia.com/gpu: 40 device(s), hami, on 8 GPU(s)');
+    expect(stdout).toContain(`IDs: ${DGX_GPU0}-0`);
+    expect(stdout).toContain('would register (node annotation hami.io/node-nvidia-register):');
+    expect(stdout).toContain(
+      `[{"id":"${DGX_GPU0}","count":5,"devmem":122880,"devcore":100,"type":"NVIDIA A100-SXM4-80GB","mode":"hami-core","health":true},`,
+    );
+    expect(stdout).toContain(
+      'pods request nvidia.com/gpu, nvidia.com/gpumem (MiB), nvidia.com/gpumem-percentage, nvidia.com/gpucores (%), nvidia.com/priority',
+    );
+  });
+});

@@ -392,4 +392,71 @@ describe('parseDeviceId: back from the IDs kubelet was given to the device behin
     }
     expect(parseDeviceId('MIG-GPU-abc/1/0')).toEqual({ uuid: 'MIG-GPU-abc/1/0' });
   });
+
+  it("reads HAMi mode's <uuid>-<n> replicas given the node's UUIDs, and only those UUIDs", () => {
+    const node = linkedInventory(2);
+    const hamiSettings = {
+      resourceCountName: 'nvidia.com/gpu',
+      resourceMemoryName: 'nvidia.com/gpumem',
+      resourceMemoryPercentageName: 'nvidia.com/gpumem-percentage',
+      resourceCoreName: 'nvidia.com/gpucores',
+      resourcePriorityName: 'nvidia.com/priority',
+      deviceSplitCount: 3,
+      deviceMemoryScaling: 1,
+      deviceCoreScaling: 1,
+      preConfiguredDeviceMemory: 0,
+      disableCoreLimit: false,
+      libCudaLogLevel: null,
+      hookPath: '/usr/local/vgpu',
+      nodeLockTimeoutSeconds: 300,
+    };
+    const devices = buildResources(sharing({ hami: hamiSettings }), node).resources.flatMap((r) => r.devices);
+    const known = new Set(node.gpus.map((g) => g.uuid));
+    expect(devices).toHaveLength(6);
+    for (const device of devices) {
+      expect(parseDeviceId(device.id, known)).toEqual({ uuid: device.target.uuid, share: device.share });
+    }
+    // a GPU of its own whose UUID ends in -<n> stays whole
+    expect(parseDeviceId(`${uuidOf(0)}`, known)).toEqual({ uuid: uuidOf(0) });
+    // without the node's UUIDs a HAMi ID is indistinguishable from a UUID
+    expect(parseDeviceId(`${uuidOf(0)}-2`)).toEqual({ uuid: `${uuidOf(0)}-2` });
+    expect(parseDeviceId('GPU-elsewhere-2', known)).toEqual({ uuid: 'GPU-elsewhere-2' });
+  });
+});
+
+describe('buildResources: HAMi scheduler mode', () => {
+  const hami = (overrides: Partial<NonNullable<SharingConfig['hami']>> = {}): SharingConfig['hami'] => ({
+    resourceCountName: 'nvidia.com/gpu',
+    resourceMemoryName: 'nvidia.com/gpumem',
+    resourceMemoryPercentageName: 'nvidia.com/gpumem-percentage',
+    resourceCoreName: 'nvidia.com/gpucores',
+    resourcePriorityName: 'nvidia.com/priority',
+    deviceSplitCount: 3,
+    deviceMemoryScaling: 1,
+    deviceCoreScaling: 1,
+    preConfiguredDeviceMemory: 0,
+    disableCoreLimit: false,
+    libCudaLogLevel: null,
+    hookPath: '/usr/local/vgpu',
+    nodeLockTimeoutSeconds: 300,
+    ...overrides,
+  });
+
+  it("deviceSplitCount replicas per GPU with HAMi's IDs <uuid>-<n>, under resourceCountName", () => {
+    expect(summary(linkedInventory(2), sharing({ hami: hami() }))).toEqual([
+      ['nvidia.com/gpu', 'hami', [0, 1].flatMap((g) => [0, 1, 2].map((n) => `${uuidOf(g)}-${n}`))],
+    ]);
+    expect(
+      summary(linkedInventory(1), sharing({ hami: hami({ resourceCountName: 'nvidia.com/vgpu' }) }))[0]![0],
+    ).toBe('nvidia.com/vgpu');
+  });
+
+  it('MIG-enabled GPUs count as whole GPUs; a MIG strategy is refused', () => {
+    expect(summary(mixedNode(), sharing({ hami: hami({ deviceSplitCount: 1 }) }))).toEqual([
+      ['nvidia.com/gpu', 'hami', [`${uuidOf(0)}-0`, `${uuidOf(1)}-0`]],
+    ]);
+    expect(() => buildResources(sharing({ migStrategy: 'mixed', hami: hami() }), mixedNode())).toThrow(
+      'sharing.hami shares whole GPUs: flags.migStrategy must be none (got mixed)',
+    );
+  });
 });

@@ -49,6 +49,8 @@ export interface PluginNodeOptions {
   podResources?: boolean;
   /** timing knobs over the fast defaults below */
   tuning?: LivePluginOptions['tuning'];
+  /** API access for HAMi mode */
+  kube?: LivePluginOptions['kube'];
 }
 
 export async function startPluginNode(
@@ -80,6 +82,7 @@ export async function startPluginNode(
     metricsAddress: options.metrics ? '127.0.0.1:0' : null,
     env: options.env ?? {},
     tuning: { ...FAST_TUNING, ...options.tuning },
+    kube: options.kube,
   });
   return {
     node,

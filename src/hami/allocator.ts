@@ -214,6 +214,15 @@ export class HamiAllocator {
         container: container.name,
         devices,
         allocatedAt: new Date().toISOString(),
+        // the split slices' fields: the monitor joins the directory to its container through kubelet's
+        // IDs and reports the limits (0 cores, or disableCoreLimit: no compute limit, 100 %)
+        resource: context.settings.resourceCountName,
+        deviceIds: ids,
+        limits: devices.map((d) => ({
+          uuid: d.uuid,
+          memoryMiB: d.memoryMiB,
+          corePercent: d.cores === 0 || context.settings.disableCoreLimit ? 100 : d.cores,
+        })),
       },
       preload: !goTrue(container.env?.find((e) => e.name === 'CUDA_DISABLE_CONTROL')?.value),
     });

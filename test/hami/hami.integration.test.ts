@@ -8,6 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type HamiPod, HttpKubeClient } from '../../src/kube/client.js';
+import { createLogger } from '../../src/log.js';
+import { SplitDirectories } from '../../src/monitor/split-directories.js';
 import { tempDir, usePluginNodes } from '../helpers/plugin-node.js';
 import { FakeHamiApi } from '../kube/fake-hami-api.js';
 
@@ -110,6 +112,28 @@ describe('HAMi mode: registration', () => {
 });
 
 describe('HAMi mode: Allocate from the scheduler decision', () => {
+  it("leaves a directory the monitor joins to the container through kubelet's IDs, with the decided limits", async () => {
+    const { api, hook, kubelet, running } = await start();
+    bind(api, pod('p1', `${G1},NVIDIA,3000,30:;`));
+    const { deviceIds } = await kubelet.allocate(GPU, 1);
+    const names = { namespace: 'default', pod: 'p1', container: 'main' };
+    const directories = new SplitDirectories({
+      hookPath: hook,
+      assignments: { assignments: async () => [{ names, resource: GPU, deviceIds }] },
+      gpus: running.node.state.devices.map((d, index) => ({ uuid: d.uuid, index })),
+      logger: createLogger({ level: 'silent' }),
+    });
+    const [usage, ...others] = await directories.scan();
+    expect(others).toEqual([]);
+    expect(usage).toMatchObject({
+      names,
+      allocation: 'uid-p1_main',
+      device: { uuid: G1 },
+      memoryLimitBytes: 3000 * 1024 * 1024,
+      smLimitRatio: 0.3,
+    });
+  });
+
   it('one container: its GPU with gpumem/gpucores limits and HAMi-core mounts; then success and the lock released', async () => {
     const { api, hook, kubelet } = await start();
     bind(api, pod('p1', `${G1},NVIDIA,3000,30:;`));

@@ -9,7 +9,7 @@
  *   node scripts/mutation.mjs --summary-only FILE   # only the summary, from a Stryker JSON report
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -84,10 +84,20 @@ function summarise(report) {
 const args = process.argv.slice(2);
 let code = 0;
 let reportFile = REPORT;
+const started = Date.now();
 if (args[0] === '--summary-only') {
   reportFile = path.resolve(args[1] ?? REPORT);
 } else {
   code = await runStryker(args);
+  // A run that stopped before its report must not be summarised from an older one.
+  const written = await stat(REPORT).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
+  if (written < started) {
+    console.error('mutation summary: Stryker wrote no report in this run');
+    process.exit(code || 1);
+  }
 }
 try {
   const report = JSON.parse(await readFile(reportFile, 'utf8'));

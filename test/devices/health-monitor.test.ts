@@ -35,7 +35,7 @@ interface MonitorSetup {
   state?: string | MockNvmlState;
   settings?: Partial<HealthSettings>;
   /** edits the node after the inventory was read, before the monitor starts */
-  beforeStart?: (node: OpenedMock['node']) => Promise<void>;
+  beforeStart?: (opened: OpenedMock) => Promise<void>;
 }
 
 /**
@@ -48,7 +48,7 @@ async function startMonitor(setup: MonitorSetup = {}) {
   opened = await openMockNvml(setup.state ?? twoGpuState(), { onError: (e) => nvmlErrors.push(e) });
   const inventory = await buildInventory(opened.nvml, opened.node.hostPaths);
   if (setup.lostAtStart) await setLostAndWaitUntilSeen(opened, GPU1);
-  await setup.beforeStart?.(opened.node);
+  await setup.beforeStart?.(opened);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -263,6 +263,16 @@ describe('HealthMonitor: what marks a device, and what brings it back', () => {
         nvmlDeviceGetMemoryInfo: 'GPU_IS_LOST',
       };
     });
+    // Past recoverAfterSeconds only once the mock fails the MIG device (it sees a write 5 ms on).
+    const answers = () => {
+      try {
+        opened!.nvml.memoryInfo(opened!.nvml.deviceByUuid(mig.uuid));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await expect.poll(answers, { timeout: 10_000, interval: 10 }).toBe(false);
     clock.ms += 400_000;
     await rounds(10);
     expect(unhealthy(monitor)).toEqual([mig.uuid]);
@@ -354,10 +364,21 @@ describe('HealthMonitor: GPUs the event set cannot watch', () => {
   it('a GPU NVML cannot find at start is marked, then watched once it answers', async () => {
     const { node, monitor, lines, xids } = await startMonitor({
       recoverAfterSeconds: 1,
-      beforeStart: (n) =>
-        n.update((state) => {
+      beforeStart: async ({ node: n, nvml }) => {
+        await n.update((state) => {
           state.devices[1]!.failures = { nvmlDeviceGetHandleByUUID: 'NOT_FOUND' };
-        }),
+        });
+        // The mock sees a write from its next call 5 ms on: wait until the lookup fails.
+        const found = () => {
+          try {
+            nvml.deviceByUuid(GPU1);
+            return true;
+          } catch {
+            return false;
+          }
+        };
+        await expect.poll(found, { timeout: 10_000, interval: 10 }).toBe(false);
+      },
     });
     expect(monitor.state.records()).toMatchObject([
       { uuid: GPU1, reason: expect.stringMatching(/^cannot watch for events: /) },

@@ -38,6 +38,7 @@ export default defineConfig({
       'test/plugin/plugin.integration.test.ts',
       'test/plugin/sharing.integration.test.ts',
       'test/plugin/split.integration.test.ts',
+      'test/runtime/host.test.ts',
     ],
     testTimeout: 20_000,
     hookTimeout: 20_000,

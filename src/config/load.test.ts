@@ -431,6 +431,9 @@ describe('sharing rules of vgpu-agent', () => {
     expect(errorsOf(twice('all', [1]))).toEqual([
       'config.yaml: sharing.timeSlicing.resources[1].name: nvidia.com/gpu is listed more than once (also at sharing.timeSlicing.resources[0]); entries for one resource must each select their GPUs with a devices list',
     ]);
+    expect(errorsOf(twice([0], 'all'))).toEqual([
+      'config.yaml: sharing.timeSlicing.resources[1].name: nvidia.com/gpu is listed more than once (also at sharing.timeSlicing.resources[0]); entries for one resource must each select their GPUs with a devices list',
+    ]);
     expect(parse(twice([0], [1])).config?.sharing.timeSlicing.resources.map((r) => r.replicas)).toEqual([
       2, 4,
     ]);
@@ -460,6 +463,40 @@ describe('sharing rules of vgpu-agent', () => {
   ])('split %j is rejected', (fields, error) => {
     const text = JSON.stringify({ sharing: { split: { resources: [{ name: 'gpu', ...fields }] } } });
     expect(errorsOf(text)).toEqual([`config.yaml: sharing.split.resources[0].${error}`]);
+  });
+
+  test.each([
+    [
+      { count: 1, memoryScaling: 2 },
+      'memoryScaling: must be <= count (1): a slice cannot have more memory than its GPU (got 2)',
+    ],
+    [
+      { count: 32768, memoryScaling: 40000, coreScaling: 400 },
+      'memoryScaling: must be <= count (32768): a slice cannot have more memory than its GPU (got 40000)',
+    ],
+  ])('split %j, at a bound of count, still has its scaling checked', (fields, error) => {
+    const text = JSON.stringify({ sharing: { split: { resources: [{ name: 'gpu', ...fields }] } } });
+    expect(errorsOf(text)).toEqual([`config.yaml: sharing.split.resources[0].${error}`]);
+  });
+
+  test.each([[{ count: 4, memoryScaling: 4, coreScaling: 4 }], [{ count: 100, coreScaling: 1 }]])(
+    'split %j is accepted: a whole GPU per slice, or exactly 1% of the SMs',
+    (fields) => {
+      const text = JSON.stringify({ sharing: { split: { resources: [{ name: 'gpu', ...fields }] } } });
+      expect(errorsOf(text)).toBeUndefined();
+    },
+  );
+
+  test('a rename to the resource’s own name is no rename', () => {
+    const text = JSON.stringify({
+      sharing: {
+        timeSlicing: { resources: [{ name: 'gpu', rename: 'nvidia.com/gpu', replicas: 2 }] },
+        split: { resources: [{ name: 'mig-1g.10gb', rename: 'nvidia.com/mig-1g.10gb', count: 2 }] },
+      },
+    });
+    const config = parse(text).config!;
+    expect(config.sharing.timeSlicing.resources[0]!.rename).toBeNull();
+    expect(config.sharing.split.resources[0]!.rename).toBeNull();
   });
 
   test('split accepts oversubscription up to one GPU per slice', () => {

@@ -1,5 +1,5 @@
 /** How the host's HAMi-core files are read: the preload list as glibc parses it, library versions, verdicts. */
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import {
   describeEnforcement,
   detectHamiCore,
   type HamiCoreHost,
+  installAdvice,
   limitsEnforced,
   parsePreloadList,
   preloadPlan,
@@ -60,6 +61,10 @@ describe('preloadPlan', () => {
     });
   });
 
+  it('plans nothing without a preload file', () => {
+    expect(preloadPlan(host(null))).toEqual({ libraryPaths: [], otherEntries: [] });
+  });
+
   it('is enforced only with a library, a preload file and a libvgpu entry', () => {
     expect(limitsEnforced(host(['/h/libvgpu.so']))).toBe(true);
     expect(limitsEnforced(host(['/h/libvgpu.so'], null))).toBe(false);
@@ -74,6 +79,16 @@ describe('preloadPlan', () => {
     );
     expect(describeEnforcement(host([]))).toBe(
       'limits NOT enforced: /h/ld.so.preload names nothing, no absolute path to a libvgpu.so; the library found is /h/libvgpu.so',
+    );
+    expect(describeEnforcement(host(['/h/libvgpu.so', '/opt/libvgpu.so.2.5.0']))).toBe(
+      'limits enforced: /h/ld.so.preload names /h/libvgpu.so, /opt/libvgpu.so.2.5.0, served by /h/libvgpu.so',
+    );
+  });
+
+  it('advises the install that makes the limits hold', () => {
+    expect(installAdvice('/usr/local/vgpu')).toBe(
+      "install HAMi-core with HAMi's vgpu-init.sh, or copy libvgpu.so into /usr/local/vgpu and write " +
+        '/usr/local/vgpu/ld.so.preload containing /usr/local/vgpu/libvgpu.so',
     );
   });
 });
@@ -92,6 +107,25 @@ describe('detectHamiCore', () => {
       hookPath: dir,
       library: path.join(dir, 'libvgpu.so.v2.10.0'),
       preload: { file: path.join(dir, 'ld.so.preload'), entries: ['/x/libvgpu.so'] },
+    });
+  });
+
+  it('compares versions by their numbers: a longer version of the same prefix is newer, whatever its suffix', async () => {
+    const dir = await hookDir({
+      'libvgpu.so.v2.10-rc1': '',
+      'libvgpu.so.2.10.1': '',
+      'libvgpu.so.2.9.9': '',
+    });
+    expect((await detectHamiCore(dir)).library).toBe(path.join(dir, 'libvgpu.so.2.10.1'));
+  });
+
+  it('an ld.so.preload it cannot read counts as none', async () => {
+    const dir = await hookDir({ 'libvgpu.so': '' });
+    await mkdir(path.join(dir, 'ld.so.preload'));
+    expect(await detectHamiCore(dir)).toEqual({
+      hookPath: dir,
+      library: path.join(dir, 'libvgpu.so'),
+      preload: null,
     });
   });
 

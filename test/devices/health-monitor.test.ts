@@ -10,6 +10,7 @@ import { HealthMonitor, type HealthSettings } from '../../src/devices/health-mon
 import { buildInventory } from '../../src/devices/inventory.js';
 import { createLogger } from '../../src/log.js';
 import type { NvmlError } from '../../src/nvml/errors.js';
+import type { MockNvmlState } from '../../src/sim/mock-node.js';
 import { type OpenedMock, openMockNvml, twoGpuState } from '../helpers/mock-nvml.js';
 
 const GPU0 = 'GPU-11111111-1111-1111-1111-111111111111';
@@ -26,16 +27,28 @@ afterEach(async () => {
   opened = undefined;
 });
 
+interface MonitorSetup {
+  /** GPU 1 is lost after the inventory was read, before the monitor registers it for events */
+  lostAtStart?: boolean;
+  recoverAfterSeconds?: number;
+  /** the node (default: the two-GPU mock) */
+  state?: string | MockNvmlState;
+  settings?: Partial<HealthSettings>;
+  /** edits the node after the inventory was read, before the monitor starts */
+  beforeStart?: (opened: OpenedMock) => Promise<void>;
+}
+
 /**
- * A monitor on the two-GPU mock; `failures` counts failed NVML calls by function. `lostAtStart`: GPU 1
- * is lost after the inventory was read, before the monitor registers it for events. `clock.reads`
- * counts the monitor's looks at the clock (one per probe round at least).
+ * A monitor on the mock; `failures` counts failed NVML calls by function, `xids` the Xids it saw with
+ * whether it acted, `changes` its onChange calls. `clock.reads` counts the monitor's looks at the
+ * clock (one per probe round at least).
  */
-async function startMonitor({ lostAtStart = false, recoverAfterSeconds = 0 } = {}) {
+async function startMonitor(setup: MonitorSetup = {}) {
   const nvmlErrors: NvmlError[] = [];
-  opened = await openMockNvml(twoGpuState(), { onError: (e) => nvmlErrors.push(e) });
+  opened = await openMockNvml(setup.state ?? twoGpuState(), { onError: (e) => nvmlErrors.push(e) });
   const inventory = await buildInventory(opened.nvml, opened.node.hostPaths);
-  if (lostAtStart) await setLostAndWaitUntilSeen(opened, GPU1);
+  if (setup.lostAtStart) await setLostAndWaitUntilSeen(opened, GPU1);
+  await setup.beforeStart?.(opened);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -45,13 +58,18 @@ async function startMonitor({ lostAtStart = false, recoverAfterSeconds = 0 } = {
   });
   const clock = { ms: 1_000_000, reads: 0 };
   const xids: number[] = [];
+  const seen: [number, boolean][] = [];
+  const changes = { count: 0 };
   monitor = new HealthMonitor({
     nvml: opened.nvml,
     inventory,
-    settings: { ...settings, recoverAfterSeconds },
+    settings: { ...settings, recoverAfterSeconds: setup.recoverAfterSeconds ?? 0, ...setup.settings },
     logger: createLogger({ level: 'debug', destination: sink }),
-    onChange: () => {},
-    onXid: (xid) => xids.push(xid),
+    onChange: () => changes.count++,
+    onXid: (xid, acted) => {
+      xids.push(xid);
+      seen.push([xid, acted]);
+    },
     probeIntervalMs: 20,
     eventWaitTimeoutMs: 100,
     eventErrorBackoffMs: 20,
@@ -63,7 +81,12 @@ async function startMonitor({ lostAtStart = false, recoverAfterSeconds = 0 } = {
   monitor.start();
   const failures = (fn: string) => nvmlErrors.filter((e) => e.functionName.startsWith(fn)).length;
   const lines = (msg: string) => logs.filter((l) => l.msg === msg);
-  return { node: opened.node, monitor, logs, lines, clock, xids, failures };
+  /** Resolves once at least `count` more probe rounds have run. */
+  const rounds = async (count: number) => {
+    const reads = clock.reads;
+    await expect.poll(() => clock.reads, { timeout: 10_000 }).toBeGreaterThanOrEqual(reads + count);
+  };
+  return { node: opened.node, monitor, logs, lines, clock, xids, seen, changes, failures, rounds, inventory };
 }
 
 const unhealthy = (m: HealthMonitor) => m.state.records().map((r) => r.uuid);
@@ -162,5 +185,211 @@ describe('HealthMonitor', () => {
     // Every GPU answers its probe: the failure is not theirs, nothing is marked or taken out.
     expect(unhealthy(monitor)).toEqual([]);
     expect(lines('GPU taken out of the event set; probing it on its own')).toHaveLength(0);
+  });
+});
+
+describe('HealthMonitor: what marks a device, and what brings it back', () => {
+  const reasons = (m: HealthMonitor) => m.state.records().map((r) => [r.uuid, r.reason]);
+
+  it('records why: Xid 79 as the GPU off the bus, other Xids by number; ignored ones are logged and counted', async () => {
+    const { node, monitor, seen, lines } = await startMonitor();
+    await node.injectEvent({ uuid: GPU0, xid: 79 });
+    await node.injectEvent({ uuid: GPU1, xid: 13 });
+    await node.injectEvent({ uuid: GPU1, xid: 48 });
+    await expect.poll(() => seen, { timeout: 10_000 }).toHaveLength(3);
+    expect(seen).toEqual([
+      [79, true],
+      [13, false],
+      [48, true],
+    ]);
+    expect(reasons(monitor)).toEqual([
+      [GPU0, 'Xid 79 (GPU has fallen off the bus)'],
+      [GPU1, 'Xid 48'],
+    ]);
+    expect(lines('Xid ignored (application error or disabled)')).toMatchObject([{ gpu: GPU1, xid: 13 }]);
+  });
+
+  it('ECC events are logged and mark nothing', async () => {
+    const { node, monitor, lines, seen } = await startMonitor();
+    await node.injectEvent({ uuid: GPU0, type: 'dbe' });
+    await expect.poll(() => lines('GPU ECC event (no action)').length, { timeout: 10_000 }).toBe(1);
+    expect(lines('GPU ECC event (no action)')[0]).toMatchObject({ gpu: GPU0 });
+    expect(monitor.state.records()).toEqual([]);
+    expect(seen).toEqual([]);
+  });
+
+  it('with onlyXids, those Xids alone mark a device', async () => {
+    const { node, monitor, seen } = await startMonitor({ settings: { onlyXids: new Set([48]) } });
+    await node.injectEvent({ uuid: GPU0, xid: 79 });
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await expect.poll(() => seen, { timeout: 10_000 }).toHaveLength(2);
+    expect(seen).toEqual([
+      [79, false],
+      [48, true],
+    ]);
+    expect(reasons(monitor)).toEqual([[GPU0, 'Xid 48']]);
+  });
+
+  it('a lost GPU stays Unhealthy past recoverAfterSeconds while it does not answer, and recovers once it does', async () => {
+    const { node, monitor, lines, clock, rounds } = await startMonitor({ recoverAfterSeconds: 1 });
+    await node.setLost(GPU1, true);
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU1]);
+    clock.ms += 10_000;
+    await rounds(10);
+    expect(unhealthy(monitor)).toEqual([GPU1]);
+    expect(lines('device recovered: Healthy')).toEqual([]);
+    await node.setLost(GPU1, false);
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([]);
+    expect(lines('device recovered: Healthy').map((l) => l.device)).toEqual([GPU1]);
+  });
+
+  it('a MIG device marked by its own Xid recovers only once it answers', async () => {
+    const { node, monitor, lines, clock, rounds, inventory } = await startMonitor({
+      state: 'mixed-mig',
+      recoverAfterSeconds: 300,
+    });
+    const parent = inventory.gpus.find((g) => g.migDevices.length > 0)!;
+    const mig = parent.migDevices[1]!;
+    await node.injectEvent({
+      uuid: parent.uuid,
+      xid: 94,
+      giId: mig.gpuInstanceId,
+      ciId: mig.computeInstanceId,
+    });
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([mig.uuid]);
+    await node.update((state) => {
+      const device = state.devices.find((d) => d.uuid === parent.uuid)!;
+      (device.migDevices![1] as { failures?: Record<string, string> }).failures = {
+        nvmlDeviceGetMemoryInfo: 'GPU_IS_LOST',
+      };
+    });
+    // Past recoverAfterSeconds only once the mock fails the MIG device (it sees a write 5 ms on).
+    const answers = () => {
+      try {
+        opened!.nvml.memoryInfo(opened!.nvml.deviceByUuid(mig.uuid));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await expect.poll(answers, { timeout: 10_000, interval: 10 }).toBe(false);
+    clock.ms += 400_000;
+    await rounds(10);
+    expect(unhealthy(monitor)).toEqual([mig.uuid]);
+    await node.update((state) => {
+      const device = state.devices.find((d) => d.uuid === parent.uuid)!;
+      delete (device.migDevices![1] as { failures?: Record<string, string> }).failures;
+    });
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([]);
+    expect(lines('device recovered: Healthy').map((l) => l.device)).toEqual([mig.uuid]);
+  });
+
+  it('checks turned off by a reload clear every mark, once; turned on again, probes mark again', async () => {
+    const { node, monitor, lines, changes, rounds } = await startMonitor();
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU0]);
+    const before = changes.count;
+    monitor.updateSettings({ ...settings, enabled: false });
+    expect(unhealthy(monitor)).toEqual([]);
+    expect(changes.count).toBe(before + 1);
+    monitor.updateSettings({ ...settings, enabled: false });
+    expect(lines('health checks turned off by config: every device is Healthy again')).toHaveLength(1);
+    expect(changes.count).toBe(before + 1);
+
+    // Off: a GPU that stops answering is not marked.
+    await node.update((state) => {
+      state.devices[1]!.failures = { nvmlDeviceGetMemoryInfo: 'RESET_REQUIRED' };
+    });
+    await rounds(10);
+    expect(unhealthy(monitor)).toEqual([]);
+    monitor.updateSettings({ ...settings, enabled: true });
+    monitor.updateSettings({ ...settings, enabled: true });
+    expect(lines('health checks turned on by config')).toHaveLength(1);
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU1]);
+  });
+
+  it('started with checks off: says so and marks nothing', async () => {
+    const { node, monitor, lines, rounds } = await startMonitor({ settings: { enabled: false } });
+    expect(
+      lines('health checks disabled (DP_DISABLE_HEALTHCHECKS=all or health.enabled=false)'),
+    ).toHaveLength(1);
+    await node.setLost(GPU1, true);
+    await rounds(10);
+    expect(unhealthy(monitor)).toEqual([]);
+  });
+
+  it('stop() ends the probes', async () => {
+    const { monitor: m, clock, rounds } = await startMonitor();
+    await rounds(2);
+    await m.stop();
+    const reads = clock.reads;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(clock.reads).toBe(reads);
+  });
+});
+
+describe('HealthMonitor: GPUs the event set cannot watch', () => {
+  it('a GPU that supports no health events is probed only, the other keeps its Xids', async () => {
+    const state = twoGpuState();
+    state.devices[1]!.supportedEvents = [];
+    const { node, monitor, lines, xids } = await startMonitor({ state });
+    expect(lines('GPU supports none of the health events (Xid, ECC): relying on probes')).toMatchObject([
+      { gpu: GPU1 },
+    ]);
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([48]);
+    await node.setLost(GPU1, true);
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU0, GPU1]);
+  });
+
+  it('a GPU that refuses registration for a reason that is not a failure is probed only', async () => {
+    const state = twoGpuState();
+    state.devices[1]!.failures = { nvmlDeviceRegisterEvents: 'NOT_SUPPORTED' };
+    const { node, monitor, lines, xids } = await startMonitor({ state });
+    expect(lines('GPU refused event registration: relying on probes')).toMatchObject([{ gpu: GPU1 }]);
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([48]);
+    expect(unhealthy(monitor)).toEqual([GPU0]);
+  });
+
+  it('no event set at all: said once, and probes still mark a lost GPU', async () => {
+    const state = twoGpuState();
+    state.failures = { nvmlEventSetCreate: 'UNKNOWN' };
+    const { node, monitor, lines } = await startMonitor({ state });
+    expect(lines('NVML event set unavailable: health relies on periodic probes only')).toHaveLength(1);
+    await node.setLost(GPU1, true);
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU1]);
+  });
+
+  it('a GPU NVML cannot find at start is marked, then watched once it answers', async () => {
+    const { node, monitor, lines, xids } = await startMonitor({
+      recoverAfterSeconds: 1,
+      beforeStart: async ({ node: n, nvml }) => {
+        await n.update((state) => {
+          state.devices[1]!.failures = { nvmlDeviceGetHandleByUUID: 'NOT_FOUND' };
+        });
+        // The mock sees a write from its next call 5 ms on: wait until the lookup fails.
+        const found = () => {
+          try {
+            nvml.deviceByUuid(GPU1);
+            return true;
+          } catch {
+            return false;
+          }
+        };
+        await expect.poll(found, { timeout: 10_000, interval: 10 }).toBe(false);
+      },
+    });
+    expect(monitor.state.records()).toMatchObject([
+      { uuid: GPU1, reason: expect.stringMatching(/^cannot watch for events: /) },
+    ]);
+    await node.update((state) => {
+      delete state.devices[1]!.failures;
+    });
+    await expect
+      .poll(() => lines('GPU back in the event set').map((l) => l.gpu), { timeout: 10_000 })
+      .toEqual([GPU1]);
+    await node.injectEvent({ uuid: GPU1, xid: 94 });
+    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([94]);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { DeviceRef } from '../../src/config/devices.js';
 import type { Inventory } from '../../src/devices/inventory-types.js';
-import { MigStrategyError } from '../../src/devices/mig-strategy.js';
+import { MigStrategyError, targetsByResource } from '../../src/devices/mig-strategy.js';
 import {
   buildResources,
   parseDeviceId,
@@ -458,5 +459,251 @@ describe('buildResources: HAMi scheduler mode', () => {
     expect(() => buildResources(sharing({ migStrategy: 'mixed', hami: hami() }), mixedNode())).toThrow(
       'sharing.hami shares whole GPUs: flags.migStrategy must be none (got mixed)',
     );
+  });
+});
+describe('buildResources: selections, names and warnings', () => {
+  const ts = (
+    resources: SharingConfig['timeSlicing']['resources'],
+    fail = false,
+    migStrategy: SharingConfig['migStrategy'] = 'none',
+  ) => sharing({ migStrategy, timeSlicing: { failRequestsGreaterThanOne: fail, resources } });
+  const names = (built: ReturnType<typeof buildResources>) =>
+    built.resources.map((r) => [r.name, r.sharing, r.failRequestsGreaterThanOne, r.devices.map((d) => d.id)]);
+
+  it('selects GPUs and MIG devices by UUID and by index, and names what it cannot find', () => {
+    const node = mixedNode();
+    const [m0, m1] = node.gpus[0]!.migDevices;
+    const entry = (devices: DeviceRef[]) =>
+      ts(
+        [{ name: 'nvidia.com/mig-2g.20gb', replicas: 2, devices: { type: 'list', devices } }],
+        false,
+        'mixed',
+      );
+    const mig2g = (built: ReturnType<typeof buildResources>) =>
+      built.resources.find((r) => r.name === 'nvidia.com/mig-2g.20gb')!.devices.map((d) => d.id);
+    const m2 = node.gpus[0]!.migDevices[2]!.uuid;
+    expect(mig2g(buildResources(entry([{ type: 'uuid', uuid: m2 }]), node))).toEqual([
+      `${m2}::0`,
+      `${m2}::1`,
+      m1!.uuid,
+    ]);
+    expect(mig2g(buildResources(entry([{ type: 'mig-index', gpu: 0, mig: 1 }]), node))).toEqual([
+      `${m1!.uuid}::0`,
+      `${m1!.uuid}::1`,
+      m2,
+    ]);
+    expect(() => buildResources(entry([{ type: 'mig-index', gpu: 0, mig: 0 }]), node)).toThrow(
+      new ResourceConfigError('sharing.timeSlicing.resources[0]: no matching device at index 0:0'),
+    );
+    expect(() => buildResources(entry([{ type: 'uuid', uuid: m0!.uuid }]), node)).toThrow(
+      `sharing.timeSlicing.resources[0]: no matching device with UUID ${m0!.uuid}`,
+    );
+    const byGpuUuid = ts([
+      {
+        name: 'nvidia.com/gpu',
+        replicas: 2,
+        devices: { type: 'list', devices: [{ type: 'uuid', uuid: uuidOf(1) }] },
+      },
+    ]);
+    expect(names(buildResources(byGpuUuid, linkedInventory(2)))[0]![3]).toEqual([
+      `${uuidOf(1)}::0`,
+      `${uuidOf(1)}::1`,
+      uuidOf(0),
+    ]);
+    expect(() =>
+      buildResources(
+        ts([
+          {
+            name: 'nvidia.com/gpu',
+            replicas: 2,
+            devices: { type: 'list', devices: [{ type: 'index', index: 4 }] },
+          },
+        ]),
+        linkedInventory(2),
+      ),
+    ).toThrow(new ResourceConfigError('sharing.timeSlicing.resources[0]: no matching device at index 4'));
+  });
+
+  it('a count equal to the GPUs on the node selects them all', () => {
+    const built = buildResources(
+      ts([{ name: 'nvidia.com/gpu', replicas: 2, devices: { type: 'count', count: 2 } }]),
+      linkedInventory(2),
+    );
+    expect(names(built)).toEqual([
+      [
+        'nvidia.com/gpu',
+        'time-slicing',
+        false,
+        [`${uuidOf(0)}::0`, `${uuidOf(0)}::1`, `${uuidOf(1)}::0`, `${uuidOf(1)}::1`],
+      ],
+    ]);
+  });
+
+  it('every GPU renamed: no empty resource is left under the old name, and no warning', () => {
+    const built = buildResources(
+      ts([
+        { name: 'nvidia.com/gpu', rename: 'nvidia.com/gpu.shared', replicas: 2, devices: { type: 'all' } },
+      ]),
+      linkedInventory(1),
+    );
+    expect(names(built)).toEqual([
+      ['nvidia.com/gpu.shared', 'time-slicing', false, [`${uuidOf(0)}::0`, `${uuidOf(0)}::1`]],
+    ]);
+    expect(built.warnings).toEqual([]);
+  });
+
+  it('failRequestsGreaterThanOne stays on a name whose unselected GPUs stay whole beside the replicas', () => {
+    const built = buildResources(
+      ts(
+        [
+          {
+            name: 'nvidia.com/gpu',
+            replicas: 2,
+            devices: { type: 'list', devices: [{ type: 'index', index: 0 }] },
+          },
+        ],
+        true,
+      ),
+      linkedInventory(2),
+    );
+    expect(names(built)).toEqual([
+      ['nvidia.com/gpu', 'time-slicing', true, [`${uuidOf(0)}::0`, `${uuidOf(0)}::1`, uuidOf(1)]],
+    ]);
+  });
+
+  it('MIG replicas renamed onto the whole GPUs’ name make it a time-sliced resource', () => {
+    // GPU 0 whole, GPU 1 in MIG mode: nvidia.com/gpu is planned first, as exclusive.
+    const g1 = gpu(1, { migEnabled: true });
+    g1.migDevices = [mig(g1, 0, '3g.40gb', 40192)];
+    const node: Inventory = { driverVersion: 'x', cudaDriverVersion: null, gpus: [gpu(0), g1], problems: [] };
+    const m = g1.migDevices[0]!.uuid;
+    const built = buildResources(
+      ts(
+        [{ name: 'nvidia.com/mig-3g.40gb', rename: 'nvidia.com/gpu', replicas: 2, devices: { type: 'all' } }],
+        true,
+        'mixed',
+      ),
+      node,
+    );
+    expect(names(built)).toEqual([
+      ['nvidia.com/gpu', 'time-slicing', true, [uuidOf(0), `${m}::0`, `${m}::1`]],
+    ]);
+  });
+
+  it('two entries selecting the same GPU: the first shares it, the second only what is left', () => {
+    const list = (...indexes: number[]) => ({
+      type: 'list' as const,
+      devices: indexes.map((index) => ({ type: 'index' as const, index })),
+    });
+    const built = buildResources(
+      ts([
+        { name: 'nvidia.com/gpu', replicas: 2, devices: list(0, 1) },
+        { name: 'nvidia.com/gpu', rename: 'nvidia.com/gpu.more', replicas: 3, devices: list(1, 2) },
+      ]),
+      linkedInventory(3),
+    );
+    expect(names(built)).toEqual([
+      [
+        'nvidia.com/gpu',
+        'time-slicing',
+        false,
+        [`${uuidOf(0)}::0`, `${uuidOf(0)}::1`, `${uuidOf(1)}::0`, `${uuidOf(1)}::1`],
+      ],
+      [
+        'nvidia.com/gpu.more',
+        'time-slicing',
+        false,
+        [`${uuidOf(2)}::0`, `${uuidOf(2)}::1`, `${uuidOf(2)}::2`],
+      ],
+    ]);
+  });
+
+  it('a warning lists every resource the node has, or says it has none', () => {
+    const entry = ts(
+      [{ name: 'nvidia.com/mig-1g.5gb', replicas: 2, devices: { type: 'all' } }],
+      false,
+      'mixed',
+    );
+    expect(buildResources(entry, mixedNode()).warnings).toEqual([
+      'sharing.timeSlicing.resources[0]: no nvidia.com/mig-1g.5gb devices on this node ' +
+        '(resources here: nvidia.com/mig-3g.40gb, nvidia.com/mig-2g.20gb, nvidia.com/gpu)',
+    ]);
+    const empty: Inventory = { driverVersion: 'x', cudaDriverVersion: null, gpus: [], problems: [] };
+    expect(buildResources(entry, empty)).toEqual({
+      resources: [],
+      warnings: [
+        'sharing.timeSlicing.resources[0]: no nvidia.com/mig-1g.5gb devices on this node (resources here: none)',
+      ],
+    });
+  });
+
+  it('errors say what they are', () => {
+    const tooMany = ts([{ name: 'nvidia.com/gpu', replicas: 2, devices: { type: 'count', count: 3 } }]);
+    expect(() => buildResources(tooMany, linkedInventory(2))).toThrow(
+      expect.objectContaining({ name: 'ResourceConfigError' }),
+    );
+    const g0 = gpu(0, { migEnabled: true });
+    const node: Inventory = { driverVersion: 'x', cudaDriverVersion: null, gpus: [g0, gpu(1)], problems: [] };
+    expect(() => buildResources(sharing({ migStrategy: 'single' }), node)).toThrow(
+      expect.objectContaining({ name: 'MigStrategyError' }),
+    );
+  });
+});
+
+describe('buildResources: splitting MIG devices', () => {
+  it('is refused with the way out', () => {
+    const node = mixedNode();
+    const config = sharing({
+      migStrategy: 'mixed',
+      split: {
+        resources: [
+          {
+            name: 'nvidia.com/mig-3g.40gb',
+            count: 2,
+            memoryScaling: 1,
+            coreScaling: 1,
+            devices: { type: 'all' },
+          },
+        ],
+      },
+    });
+    expect(() => buildResources(config, node)).toThrow(
+      new ResourceConfigError(
+        `sharing.split.resources[0]: split slices whole GPUs, but nvidia.com/mig-3g.40gb holds MIG devices here ` +
+          `(${node.gpus[0]!.migDevices[0]!.uuid}); use time-slicing for MIG devices or migStrategy none`,
+      ),
+    );
+  });
+});
+
+describe('targetsByResource', () => {
+  it('orders GPUs by index whatever the inventory’s order', () => {
+    const inventory: Inventory = {
+      driverVersion: 'x',
+      cudaDriverVersion: null,
+      gpus: [gpu(2), gpu(0), gpu(1)],
+      problems: [],
+    };
+    expect(
+      targetsByResource(inventory, 'none')
+        .get('nvidia.com/gpu')!
+        .map((t) => t.uuid),
+    ).toEqual([uuidOf(0), uuidOf(1), uuidOf(2)]);
+  });
+
+  it('single on a node with no GPU in MIG mode: the GPUs, whole', () => {
+    expect(
+      [...targetsByResource(linkedInventory(2), 'single')].map(([name, t]) => [name, t.map((x) => x.kind)]),
+    ).toEqual([['nvidia.com/gpu', ['gpu', 'gpu']]]);
+  });
+
+  it('names MIG profiles as NVIDIA does: + attributes become .', () => {
+    const g0 = gpu(0, { migEnabled: true });
+    g0.migDevices = [mig(g0, 0, '1g.10gb+me', 9856), mig(g0, 1, '1c.2g.20gb', 19968)];
+    const inventory: Inventory = { driverVersion: 'x', cudaDriverVersion: null, gpus: [g0], problems: [] };
+    expect([...targetsByResource(inventory, 'mixed').keys()]).toEqual([
+      'nvidia.com/mig-1g.10gb.me',
+      'nvidia.com/mig-1c.2g.20gb',
+    ]);
   });
 });

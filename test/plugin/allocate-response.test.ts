@@ -85,6 +85,24 @@ describe('containerAllocateResponse', () => {
     expect(response.cdi_devices).toHaveLength(2);
   });
 
+  it('extra NVIDIA_* variables go with the NVIDIA runtime env, never with CDI alone', () => {
+    const extraEnvs = { NVIDIA_GDRCOPY: 'enabled' };
+    for (const cdiOnly of [['cdi-cri'], ['cdi-annotations'], ['cdi-annotations', 'cdi-cri']] as const) {
+      expect(
+        containerAllocateResponse(whole, settings({ deviceListStrategies: cdiOnly, extraEnvs })).envs,
+      ).toEqual({});
+    }
+    expect(
+      containerAllocateResponse(
+        whole,
+        settings({ deviceListStrategies: ['cdi-annotations', 'envvar'], extraEnvs }),
+      ).envs,
+    ).toEqual({ NVIDIA_VISIBLE_DEVICES: `${uuidOf(0)},${uuidOf(3)}`, NVIDIA_GDRCOPY: 'enabled' });
+    expect(
+      containerAllocateResponse(whole, settings({ deviceListStrategies: ['volume-mounts'], extraEnvs })).envs,
+    ).toEqual({ NVIDIA_VISIBLE_DEVICES: '/var/run/nvidia-container-devices', NVIDIA_GDRCOPY: 'enabled' });
+  });
+
   it('passDeviceSpecs: control nodes present plus each GPU node, under the dev root', () => {
     const response = containerAllocateResponse(
       whole,

@@ -68,6 +68,13 @@ describe('checkPreferredRequest', () => {
       'must-include device ID "c" is not among the available ones',
     ],
     ['must-include twice', ['a', 'b', 'c'], ['a', 'a'], 2, 'must-include device ID "a" is listed twice'],
+    [
+      'must-include not of this resource',
+      ['a', 'b'],
+      ['GPU-elsewhere'],
+      1,
+      'must-include device ID "GPU-elsewhere" is not among the available ones',
+    ],
   ])('refuses %s, naming the first problem', (_what, available, mustInclude, size, problem) => {
     expect(problemOf(available, mustInclude, size)).toBe(problem);
   });
@@ -78,6 +85,12 @@ describe('checkPreferredRequest', () => {
     expect(problem).toBe(`available device ID ${quoteId(huge)} is not a device of this resource`);
     expect(problem.length).toBeLessThan(200);
     expect(problem).toContain('… (200004 characters)');
+  });
+
+  it('quotes an ID of up to 80 characters whole', () => {
+    const eighty = `GPU-${'x'.repeat(76)}`;
+    expect(quoteId(eighty)).toBe(JSON.stringify(eighty));
+    expect(quoteId(`${eighty}y`)).toBe(`${JSON.stringify(eighty)}… (81 characters)`);
   });
 
   it('quotes control characters instead of writing them', () => {

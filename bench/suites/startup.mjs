@@ -1,7 +1,8 @@
 /**
  * Process start → registered with kubelet (Register answered, after kubelet's dial-back and
  * GetDevicePluginOptions), on the simulated 8-GPU node. Floors: `node -e 0` (start → exit: the
- * runtime alone) and the bare grpc-js plugin (start → registered). Trials interleave the three.
+ * runtime alone) and the bare grpc-js plugin (start → registered). Trials interleave the three (four
+ * with `--baseline`: the build of another commit, started the same way).
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -40,7 +41,7 @@ async function timeToExit(args) {
   return performance.now() - t0;
 }
 
-export async function startupSuite({ quick }) {
+export async function startupSuite({ quick, baseline }) {
   const trials = quick ? 3 : 10;
   const node = await MockNode.create('dgx-a100');
   const pluginDir = path.join(node.dir, 'device-plugins');
@@ -52,18 +53,35 @@ export async function startupSuite({ quick }) {
     NVML_LIBRARY: mockNvmlLibraryPath(),
   };
   const uuids = node.state.devices.map((d) => d.uuid);
-  const samples = { node: [], floor: [], agent: [] };
+  const samples = { node: [], floor: [], agent: [], baseline: [] };
   try {
     for (let i = 0; i < trials; i++) {
       samples.node.push(await timeToExit(['-e', '0']));
       samples.floor.push(await timeToRegistered(kubelet, floorArgs(pluginDir, uuids), env));
       samples.agent.push(await timeToRegistered(kubelet, agentArgs(node, pluginDir), env));
+      if (baseline)
+        samples.baseline.push(
+          await timeToRegistered(kubelet, agentArgs(node, pluginDir, undefined, baseline.cli), env),
+        );
     }
   } finally {
     await kubelet.stop();
     await node.remove();
   }
+  const vsBaseline = baseline
+    ? [
+        figure(
+          'start-up',
+          'process start → registered, vs another build',
+          'ms',
+          samples.agent,
+          `the agent at ${baseline.ref} (${baseline.commit})`,
+          samples.baseline,
+        ),
+      ]
+    : [];
   return [
+    ...vsBaseline,
     figure(
       'start-up',
       'process start → registered',

@@ -49,7 +49,6 @@ LABEL org.opencontainers.image.title="vgpu-agent" \
 ENV NODE_ENV=production
 WORKDIR /opt/vgpu-agent
 COPY package.json ./
-COPY proto ./proto
 # The ready node descriptions `vgpu-agent config check` describes a node with (no GPU needed).
 COPY native/mock-nvml/nodes ./native/mock-nvml/nodes
 COPY --from=deps /deps/node_modules ./node_modules

@@ -192,6 +192,31 @@ describe(`the plugin under soak for ${MINUTES} min`, () => {
   });
 });
 
+/** The most replicas per GPU whose list kubelet can receive on this node (docs/performance.md). */
+const MAX_REPLICAS = 6863;
+
+describe("the chart's heap flags", () => {
+  it('leave room for the largest device list: 8 × 6,863 time-sliced devices registered, then allocated', async () => {
+    const node = await MockNode.create('dgx-a100');
+    cleanups.push(() => node.remove());
+    const pluginDir = path.join(node.dir, 'device-plugins');
+    await mkdir(pluginDir, { recursive: true });
+    const kubelet = await KubeletSimulator.start({ dir: pluginDir });
+    cleanups.push(() => kubelet.stop());
+    const configMap = await ConfigMapVolume.create(
+      { default: validConfig(MAX_REPLICAS) },
+      path.join(node.dir, 'config'),
+    );
+    const plugin = await startSoakPlugin(node, pluginDir, configMap.dir);
+    cleanups.push(() => plugin.stop());
+    // V8 aborts the process when its old space is too small for this list (it did with 64 MiB).
+    await kubelet.waitFor((s) => s.get(GPU)?.devices.length === GPUS * MAX_REPLICAS, { timeoutMs: 180_000 });
+    const { deviceIds } = await kubelet.allocate(GPU, 8);
+    expect(deviceIds).toHaveLength(8);
+    expect(await plugin.stop()).toBe(0);
+  });
+});
+
 async function writeReport(counts: Counts, result: Windows, exitCode: number | null): Promise<void> {
   const { renderReport } = await import('./soak-report.js');
   const text = renderReport(counts, result, {

@@ -6,10 +6,12 @@
  * shared machines are noisy). Needs `npm run build` (the npm script runs it first).
  *
  *   node bench/run.mjs [--quick] [--only latency,startup,propagation,footprint,monitor]
- *                      [--out file.json] [--node24]
+ *                      [--out file.json] [--node24] [--baseline <git ref>]
  *
  * --quick: fewer rounds (a smoke run, not figures to quote). --node24: the same run on the Node 24 of
  * the image (package.json config.node24Version, fetched by .ci/fetch-node.sh), in a new process.
+ * --baseline: also start the build of that commit (e.g. main, HEAD~1) next to the agent, interleaved,
+ * in the start-up and footprint suites: a cut's before and after in the same run.
  * A measurement, not a test: nothing here asserts a limit.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -18,6 +20,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { buildBaseline } from './lib/baseline.mjs';
 import { machine, table } from './lib/report.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,6 +31,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string', default: path.join(root, 'bench/results/latest.json') },
     node24: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 
@@ -62,17 +66,23 @@ const before = machine(process.version);
 const started = performance.now();
 const figures = [];
 const suiteSeconds = {};
-for (const name of selected) {
-  const t0 = performance.now();
-  process.stderr.write(`bench: ${name}…\n`);
-  const { [`${name}Suite`]: suite } = await import(`./suites/${name}.mjs`);
-  figures.push(...(await suite({ quick: args.quick })));
-  suiteSeconds[name] = Math.round((performance.now() - t0) / 100) / 10;
+const baseline = args.baseline ? buildBaseline(args.baseline) : undefined;
+try {
+  for (const name of selected) {
+    const t0 = performance.now();
+    process.stderr.write(`bench: ${name}…\n`);
+    const { [`${name}Suite`]: suite } = await import(`./suites/${name}.mjs`);
+    figures.push(...(await suite({ quick: args.quick, baseline })));
+    suiteSeconds[name] = Math.round((performance.now() - t0) / 100) / 10;
+  }
+} finally {
+  baseline?.remove();
 }
 const seconds = Math.round((performance.now() - started) / 100) / 10;
 const report = {
   date: new Date().toISOString(),
   quick: args.quick,
+  ...(baseline ? { baseline: { ref: baseline.ref, commit: baseline.commit } } : {}),
   machine: { ...before, loadAverageAtEnd: load().map((l) => Math.round(l * 100) / 100) },
   seconds,
   suiteSeconds,

@@ -8,8 +8,7 @@ import { type ApplyOverrides, ConfigLoadError } from '../config/source.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
 import { ResourceConfigError } from '../devices/resources.js';
 import type { HttpKubeClient } from '../kube/client.js';
-import { inClusterClient, KubeConfigError } from '../kube/in-cluster.js';
-import { NodeLabelWatcher } from '../kube/node-label-watcher.js';
+import type { NodeLabelWatcher } from '../kube/node-label-watcher.js';
 import { DEFAULT_DEVICE_PLUGIN_DIR } from '../kubelet-api/proto.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { NvmlLibraryError } from '../nvml/errors.js';
@@ -178,12 +177,15 @@ function defaultConfig(applyFlags: ApplyOverrides): EffectiveConfig {
 /** Reads the node's config label once, then reports changes to whoever follows. */
 async function watchNodeLabel(nodeName: string | undefined, logger: Logger) {
   if (!nodeName) throw new UsageError('--kube-api needs --node-name (NODE_NAME, from the downward API)');
+  // Loaded only with --kube-api: a plugin without API access has no use for the client.
+  const { NodeLabelWatcher: Watcher } = await import('../kube/node-label-watcher.js');
+  const { inClusterClient, KubeConfigError } = await import('../kube/in-cluster.js');
   let follower: ((value: string | undefined) => void) | undefined;
   let watcher: NodeLabelWatcher;
   let client: HttpKubeClient;
   try {
     client = await inClusterClient();
-    watcher = await NodeLabelWatcher.start({
+    watcher = await Watcher.start({
       nodeName,
       labelKey: CONFIG_LABEL,
       logger,

@@ -13,6 +13,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
+import { KubeApiError } from './errors.js';
+
+export { KubeApiError };
 
 /** The part of any object the agent reads: which version of it this is. */
 export interface KubeObject {
@@ -148,18 +151,6 @@ export interface HamiKubeClient extends KubeClient {
     signal: AbortSignal,
     resourceVersion?: string,
   ): Promise<KubeNode>;
-}
-
-/** The API answered with an error status (or not at all, status 0). */
-export class KubeApiError extends Error {
-  override readonly name = 'KubeApiError';
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly reason?: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface HttpKubeClientOptions {

@@ -1,15 +1,18 @@
 /**
- * Loads the kubelet protos (device plugin v1beta1, PodResources v1) once and exposes typed service
- * definitions, client constructors and the API constants.
+ * The kubelet protos (device plugin v1beta1, PodResources v1) as typed gRPC service definitions, client
+ * constructors and the API constants.
  *
- * The types come from `src/kubelet-api/generated/` (`npm run gen:proto`); the runtime definitions come from
- * proto-loader with the same options the types were generated with, so the two always agree.
+ * The types come from `src/kubelet-api/generated/` (`npm run gen:proto`). The runtime definitions are
+ * built from the JSON descriptor generated with them (`generated/descriptor.ts`) by protobufjs/light:
+ * parsing the `.proto` text at start-up with proto-loader cost ~200 ms of module loading and parsing
+ * (docs/performance.md). The conversions are proto-loader's, with the options the types were generated
+ * with, so the two agree (test/kubelet-api/descriptor.test.ts compares them).
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { packageRoot } from '../paths.js';
+import protobuf from 'protobufjs/light.js';
 import type { ProtoGrpcType } from './generated/api.js';
+import { kubeletApiDescriptor } from './generated/descriptor.js';
 import type { PodResourcesListerClient as PodResourcesListerClientType } from './generated/v1/PodResourcesLister.js';
 import type { DevicePluginClient as DevicePluginClientType } from './generated/v1beta1/DevicePlugin.js';
 import type { RegistrationClient as RegistrationClientType } from './generated/v1beta1/Registration.js';
@@ -63,25 +66,64 @@ export const DEFAULT_DEVICE_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
 /** kubelet's Registration socket, inside the device plugin directory. */
 export const KUBELET_SOCKET_NAME = 'kubelet.sock';
 
-/** The proto-loader options the generated types assume (`npm run gen:proto` uses the same). */
-const PROTO_LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
+/**
+ * What decoded messages look like: proto-loader's keepCase, longs: String, enums: String, defaults,
+ * oneofs (keepCase is in the descriptor's field names); `npm run gen:proto` generates the types so.
+ */
+const CONVERSION: protobuf.IConversionOptions = {
   longs: String,
   enums: String,
   defaults: true,
   oneofs: true,
 };
 
-const PROTO_FILES = ['deviceplugin/v1beta1/api.proto', 'podresources/v1/api.proto'] as const;
+const protoRoot = protobuf.Root.fromJSON(kubeletApiDescriptor);
 
-/** The `proto/` directory of this package (next to package.json, from src/ or dist/ alike). */
-const PROTO_DIR = join(packageRoot(), 'proto');
+function serializer(type: protobuf.Type): grpc.serialize<object> {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`cannot serialize an array as ${type.fullName.slice(1)}`);
+    return Buffer.from(type.encode(type.fromObject(value)).finish());
+  };
+}
 
-const packageDefinition = protoLoader.loadSync([...PROTO_FILES], {
-  ...PROTO_LOADER_OPTIONS,
-  includeDirs: [PROTO_DIR],
-});
-const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as ProtoGrpcType;
+function deserializer(type: protobuf.Type): grpc.deserialize<object> {
+  return (bytes) => type.toObject(type.decode(bytes), CONVERSION);
+}
+
+/** grpc-js's definition of one service of the descriptor (`v1beta1.DevicePlugin`), as proto-loader makes it. */
+function serviceDefinition(name: string): grpc.ServiceDefinition {
+  const service = protoRoot.lookupService(name);
+  const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const method of service.methodsArray) {
+    method.resolve();
+    const request = method.resolvedRequestType;
+    const response = method.resolvedResponseType;
+    if (!request || !response) throw new Error(`${name}.${method.name}: message types not in the descriptor`);
+    definition[method.name] = {
+      path: `/${name}/${method.name}`,
+      requestStream: method.requestStream === true,
+      responseStream: method.responseStream === true,
+      requestSerialize: serializer(request),
+      requestDeserialize: deserializer(request),
+      responseSerialize: serializer(response),
+      responseDeserialize: deserializer(response),
+      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+    };
+  }
+  return definition;
+}
+
+function clientConstructor(name: string, serviceName: string) {
+  return grpc.makeClientConstructor(serviceDefinition(name), serviceName);
+}
+
+const loaded = {
+  v1beta1: {
+    DevicePlugin: clientConstructor('v1beta1.DevicePlugin', 'DevicePlugin'),
+    Registration: clientConstructor('v1beta1.Registration', 'Registration'),
+  },
+  v1: { PodResourcesLister: clientConstructor('v1.PodResourcesLister', 'PodResourcesLister') },
+} as unknown as Pick<ProtoGrpcType, 'v1beta1' | 'v1'>;
 
 /** `v1beta1.DevicePlugin`: served by each plugin on its own socket. */
 export const devicePluginService = loaded.v1beta1.DevicePlugin.service;

@@ -227,9 +227,9 @@ describe('chart defaults', () => {
       path: '/var/lib/kubelet/device-plugins',
       type: 'Directory',
     });
-    expect(envOf(plugin).NODE_OPTIONS).toBe('--max-old-space-size=64 --max-semi-space-size=1');
+    expect(envOf(plugin).NODE_OPTIONS).toBe('--max-old-space-size=160 --max-semi-space-size=1');
     expect(plugin.resources).toEqual({
-      requests: { cpu: '10m', memory: '100Mi' },
+      requests: { cpu: '10m', memory: '128Mi' },
       limits: { memory: '256Mi' },
     });
   });

@@ -126,6 +126,25 @@ describe('the vgpu-agent image', () => {
     expect(lines).toContain('no-dev-deps');
   });
 
+  it('starts from the compile cache warmed when the image was built', async () => {
+    const debug = await podman([
+      'run',
+      '--rm',
+      '--pull=never',
+      '--network=host',
+      '--read-only',
+      '--env',
+      'NODE_DEBUG_NATIVE=COMPILE_CACHE',
+      '--entrypoint=sh',
+      IMAGE,
+      '-c',
+      'vgpu-agent plugin --help 2>&1 >/dev/null',
+    ]);
+    const accepted = debug.split('\n').filter((line) => line.includes('was accepted'));
+    expect(accepted.length).toBeGreaterThan(100);
+    expect(debug).not.toMatch(/reject/i);
+  });
+
   it('checks a config with `vgpu-agent config check`, no GPU and no cluster needed', async () => {
     const dir = await tempDir('vgpu-image-config-');
     try {

@@ -1,10 +1,11 @@
 /**
- * The Kubernetes API calls the agent makes, and nothing else: read one Node, and watch that Node (a
- * field-selected watch, never the whole node list). Each call is a method, and the chart's RBAC grants
+ * The Kubernetes API calls the agent makes, and nothing else: read one Node, watch that Node (a
+ * field-selected watch, never the whole node list), and merge-patch that Node's labels and annotations
+ * (GPU feature labels, `--node-labels api`). Each call is a method, and the chart's RBAC grants
  * exactly these (test/chart/rbac.test.ts): another call (the pods on this node, for the monitor) comes
  * as a method of its own with its grant. Plain node:http(s) rather than @kubernetes/client-node: its
  * 2.x needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
- * runtime dependencies, for GET requests whose protocol fits here.
+ * runtime dependencies, for requests whose protocol fits here.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -17,7 +18,16 @@ export interface KubeObject {
 
 /** The part of a Node object the agent reads. */
 export interface KubeNode extends KubeObject {
-  metadata: KubeObject['metadata'] & { labels?: Record<string, string> };
+  metadata: KubeObject['metadata'] & {
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+}
+
+/** A JSON merge patch of a Node's metadata: a value sets the key, null removes it, absent keys stay. */
+export interface NodeMetadataPatch {
+  labels?: Record<string, string | null>;
+  annotations?: Record<string, string | null>;
 }
 
 /** `metav1.Status`, as the API sends it with errors and in ERROR watch events. */
@@ -51,6 +61,8 @@ export interface KubeClient {
   getNode(name: string, signal: AbortSignal): Promise<KubeNode>;
   /** Resolves once the API accepted the watch; the iterable ends when the server closes it. */
   watchNodes(request: WatchNodesRequest): Promise<AsyncIterable<NodeWatchEvent>>;
+  /** Merge-patches the Node's labels and annotations; resolves with the Node as patched. */
+  patchNodeMetadata(name: string, patch: NodeMetadataPatch, signal: AbortSignal): Promise<KubeNode>;
 }
 
 /** The API answered with an error status (or not at all, status 0). */
@@ -105,7 +117,20 @@ export class HttpKubeClient implements KubeClient {
     return watchEvents<KubeNode>(response);
   }
 
-  private async request(path: string, signal: AbortSignal, idleMs?: number): Promise<http.IncomingMessage> {
+  async patchNodeMetadata(name: string, patch: NodeMetadataPatch, signal: AbortSignal): Promise<KubeNode> {
+    const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
+    const body = { contentType: 'application/merge-patch+json', text: JSON.stringify({ metadata: patch }) };
+    const response = await this.request(path, signal, undefined, body);
+    return parseJson(await readBody(response), `node ${name}`) as KubeNode;
+  }
+
+  /** A GET, or a PATCH when `patch` is given. */
+  private async request(
+    path: string,
+    signal: AbortSignal,
+    idleMs?: number,
+    patch?: { contentType: string; text: string },
+  ): Promise<http.IncomingMessage> {
     const token = await this.options.token?.();
     const secure = this.server.protocol === 'https:';
     const transport = secure ? https : http;
@@ -113,12 +138,13 @@ export class HttpKubeClient implements KubeClient {
     const timeout = idleMs ?? this.options.requestTimeoutMs ?? 10_000;
     const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = transport.request(url, {
-        method: 'GET',
+        method: patch ? 'PATCH' : 'GET',
         signal,
         headers: {
           accept: 'application/json',
           'user-agent': 'vgpu-agent',
           ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(patch ? { 'content-type': patch.contentType } : {}),
         },
         ...(secure && this.options.ca ? { ca: this.options.ca } : {}),
       });
@@ -133,16 +159,17 @@ export class HttpKubeClient implements KubeClient {
             : new KubeApiError(0, `cannot reach ${this.server.origin}: ${error.message}`),
         ),
       );
-      req.end();
+      req.end(patch?.text);
     });
     const status = response.statusCode ?? 0;
     if (status >= 200 && status < 300) return response;
     const text = await readBody(response).catch(() => '');
-    throw statusError(status, text, url.pathname);
+    throw statusError(status, text, `${patch ? 'PATCH' : 'GET'} ${url.pathname}`);
   }
 }
 
-function statusError(status: number, body: string, path: string): KubeApiError {
+/** `request`: `GET /api/v1/nodes/x`, as the API server saw it. */
+function statusError(status: number, body: string, request: string): KubeApiError {
   let detail: KubeStatus = {};
   try {
     detail = JSON.parse(body) as KubeStatus;
@@ -153,10 +180,10 @@ function statusError(status: number, body: string, path: string): KubeApiError {
     status === 401
       ? ' (the service account token was refused)'
       : status === 403
-        ? ' (the service account needs get and watch on nodes)'
+        ? ` (the service account needs ${request.startsWith('PATCH') ? 'patch' : 'get and watch'} on nodes)`
         : '';
   const message = detail.message ?? (body.trim().slice(0, 200) || `HTTP ${status}`);
-  return new KubeApiError(status, `GET ${path}: ${status} ${message}${hint}`, detail.reason);
+  return new KubeApiError(status, `${request}: ${status} ${message}${hint}`, detail.reason);
 }
 
 async function readBody(response: http.IncomingMessage): Promise<string> {

@@ -16,6 +16,7 @@ import { allocateSettingsFrom } from './allocate-settings.js';
 import type { ServerTuning } from './device-plugin-server.js';
 import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
+import { lostDevices, type NodeLabelPublisher } from './node-label-publisher.js';
 import { TopologyScores } from './preferred-allocation.js';
 import type { ResourceContext } from './resource.js';
 import { SplitAllocator } from './split-allocation.js';
@@ -35,6 +36,8 @@ export interface PluginAgentOptions {
   /** for DP_DISABLE_HEALTHCHECKS / DP_ENABLE_HEALTHCHECKS */
   env: NodeJS.ProcessEnv;
   tuning?: PluginTuning;
+  /** GPU feature labels to keep current (`--node-labels`); none when off */
+  nodeLabels?: NodeLabelPublisher;
 }
 
 /** What a config gives on this node: the resources and what their servers need to answer kubelet. */
@@ -70,6 +73,7 @@ export class PluginAgent implements Component {
       onChange: (state) => {
         metrics.unhealthyDevices.set(state.records().length);
         this.manager.healthChanged();
+        this.refreshLabels();
       },
     });
     this.manager = new PluginManager({
@@ -86,6 +90,7 @@ export class PluginAgent implements Component {
     const plan = await agent.plan(options.config);
     await agent.manager.start(plan.resources, plan.context);
     agent.health.start();
+    agent.refreshLabels();
     return agent;
   }
 
@@ -125,12 +130,22 @@ export class PluginAgent implements Component {
     const { warnings: _, ...checks } = healthChecksFromEnv(this.options.env, config.health);
     this.health.updateSettings({ ...checks, recoverAfterSeconds: config.health.recoverAfterSeconds });
     this.config = config;
+    this.refreshLabels();
   }
 
   /** Stops health checks and every server (sockets removed); NVML is the runtime's to shut down. */
   async stop(): Promise<void> {
     await this.health.stop();
     await this.manager.stop();
+  }
+
+  /** GPU feature labels follow the config, and GPUs lost or back. */
+  private refreshLabels(): void {
+    this.options.nodeLabels?.update({
+      inventory: this.inventory,
+      config: this.config,
+      lostGpus: lostDevices(this.health.state),
+    });
   }
 
   private async plan(config: EffectiveConfig): Promise<Plan> {

@@ -49,6 +49,8 @@ export interface PluginNodeOptions {
   podResources?: boolean;
   /** timing knobs over the fast defaults below */
   tuning?: LivePluginOptions['tuning'];
+  /** publish GPU feature labels to this sink (retries fast) */
+  nodeLabels?: LivePluginOptions['nodeLabels'];
 }
 
 export async function startPluginNode(
@@ -80,6 +82,9 @@ export async function startPluginNode(
     metricsAddress: options.metrics ? '127.0.0.1:0' : null,
     env: options.env ?? {},
     tuning: { ...FAST_TUNING, ...options.tuning },
+    ...(options.nodeLabels
+      ? { nodeLabels: { retry: { initialMs: 50, maxMs: 200 }, ...options.nodeLabels } }
+      : {}),
   });
   return {
     node,

@@ -359,7 +359,10 @@ describe('chart modes', () => {
     const featuresDir = '/etc/kubernetes/node-feature-discovery/features.d';
     expect(envOf(plugin)).toMatchObject({ NODE_LABELS_OUTPUT: 'nfd', NFD_FEATURES_DIR: featuresDir });
     expect(mountOf(plugin, featuresDir)).toEqual({ name: 'nfd-features', mountPath: featuresDir });
-    expect(volumeOf(objects, 'nfd-features').hostPath).toEqual({ path: featuresDir, type: 'DirectoryOrCreate' });
+    expect(volumeOf(objects, 'nfd-features').hostPath).toEqual({
+      path: featuresDir,
+      type: 'DirectoryOrCreate',
+    });
     expect(findObject(objects, 'ClusterRole').rules).toEqual([
       { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'watch'] },
     ]);

@@ -48,6 +48,8 @@ export interface NodeLabelPublisherOptions {
 export class NodeLabelPublisher {
   private desired: NodeLabelMap | undefined;
   private publishedKey: string | undefined;
+  /** the warnings last logged: the same ones are not logged again on every health change */
+  private warnedKey = '[]';
   private running: Promise<void> | undefined;
   private readonly backoff: Backoff;
   private readonly stopping = new AbortController();
@@ -66,7 +68,9 @@ export class NodeLabelPublisher {
   update(state: Omit<NodeLabelInput, 'host'>): void {
     if (this.stopping.signal.aborted) return;
     const { labels, warnings } = nodeLabels({ ...state, host: this.options.host });
-    for (const warning of warnings) this.logger.warn(warning);
+    const warnedKey = JSON.stringify(warnings);
+    if (warnedKey !== this.warnedKey) for (const warning of warnings) this.logger.warn(warning);
+    this.warnedKey = warnedKey;
     this.desired = labels;
     this.running ??= this.publishLoop().finally(() => {
       this.running = undefined;

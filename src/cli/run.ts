@@ -12,8 +12,14 @@ const commands: CommandEntry[] = [
     load: async () => (await import('./plugin-command.js')).pluginCommand,
   },
   {
+    name: 'monitor',
+    summary: 'Run the Prometheus exporter of per-GPU and per-container GPU usage',
+    load: async () => (await import('./monitor-command.js')).monitorCommand,
+  },
+  {
     name: 'demo',
-    summary: 'Run the device plugin on a simulated GPU node (mock NVML, kubelet simulator; no GPU needed)',
+    summary:
+      'Run the device plugin and the monitor on a simulated GPU node (mock NVML, kubelet simulator; no GPU needed)',
     load: async () => (await import('./demo.js')).demoCommand,
   },
   {

@@ -30,8 +30,8 @@ export interface HealthMonitorOptions {
   logger: Logger;
   /** called after every change, with the current state */
   onChange: (state: HealthState) => void;
-  /** told of each Xid acted on or ignored, for metrics */
-  onXid?: (xid: number, acted: boolean) => void;
+  /** told of each Xid acted on or ignored, with the GPU that reported it, for metrics */
+  onXid?: (xid: number, acted: boolean, gpuUuid: string) => void;
   probeIntervalMs?: number;
   eventWaitTimeoutMs?: number;
   /** pause after a failed event wait that no lost GPU explains; default 1 s */
@@ -187,11 +187,11 @@ export class HealthMonitor {
     }
     const xid = event.eventData;
     if (isXidIgnored(settings, xid)) {
-      this.options.onXid?.(xid, false);
+      this.options.onXid?.(xid, false, gpuUuid);
       logger.info({ gpu: gpuUuid, xid }, 'Xid ignored (application error or disabled)');
       return;
     }
-    this.options.onXid?.(xid, true);
+    this.options.onXid?.(xid, true, gpuUuid);
     // A MIG event names its instance: only that MIG device is affected.
     const gpu = inventory.gpus.find((g) => g.uuid === gpuUuid);
     const mig =

@@ -30,7 +30,7 @@ export class HealthState {
     return had;
   }
 
-  isHealthy(target: DeviceTarget): boolean {
+  isHealthy(target: Pick<DeviceTarget, 'uuid' | 'gpuUuid'>): boolean {
     return !this.unhealthy.has(target.uuid) && !this.unhealthy.has(target.gpuUuid);
   }
 

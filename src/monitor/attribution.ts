@@ -66,7 +66,7 @@ function containerUsage(
   if (containerId !== undefined) usage.containerId = containerId;
   if (names) usage.names = { ...names };
   const sm = sumDefined(members.map((p) => p.smUtilizationRatio));
-  if (sm !== undefined) usage.smUtilizationRatio = Math.min(sm, 1);
+  if (sm !== undefined) usage.smUtilizationRatio = Math.min(roundRatio(sm), 1);
   return usage;
 }
 
@@ -86,6 +86,14 @@ function totals(processes: readonly ProcessUsage[]): { memoryUsedBytes?: number;
   return memory === undefined
     ? { processCount: processes.length }
     : { memoryUsedBytes: memory, processCount: processes.length };
+}
+
+/**
+ * NVML's whole percents as ratios add up with binary noise (0.35 + 0.05 = 0.39999999999999997):
+ * six decimals keep every figure NVML can give and drop the noise.
+ */
+function roundRatio(ratio: number): number {
+  return Math.round(ratio * 1e6) / 1e6;
 }
 
 /** The sum of the values given; undefined when none is. */

@@ -14,12 +14,13 @@ import type { Inventory } from '../devices/inventory-types.js';
 import { ThrottledWarning } from '../throttled-warning.js';
 import { summarizeUsage } from './attribution.js';
 import { type AllocationSource, type ContainerNamer, NO_ALLOCATIONS, NO_NAMES } from './containers.js';
-import { type DeviceSample, DeviceSampler, type SamplerNvml } from './device-sampler.js';
+import { type DeviceSample, DeviceSampler, type SamplerNvml, type SamplerRole } from './device-sampler.js';
 import type { HostProcess } from './proc.js';
 import {
   type DeviceSnapshot,
   deepFreeze,
   type GpuFacts,
+  type MonitoredDevice,
   type MonitorSnapshot,
   type ProcessUsage,
 } from './snapshot.js';
@@ -210,33 +211,35 @@ function gpuFacts(gpu: Inventory['gpus'][number]): GpuFacts {
   };
 }
 
-/** One sampler per GPU, and one per MIG device of a MIG-enabled GPU (memory and processes live there). */
+/** One sampler per monitored device. */
 function samplersFor(nvml: SamplerNvml, inventory: Inventory): DeviceSampler[] {
-  const samplers: DeviceSampler[] = [];
+  return monitoredDevices(inventory).map(({ device, role }) => new DeviceSampler(nvml, device, role));
+}
+
+/**
+ * The devices the monitor reads, in exposition order: each GPU, then each MIG device of a MIG-enabled
+ * GPU (memory and processes live there), with what is read on each.
+ */
+export function monitoredDevices(inventory: Inventory): { device: MonitoredDevice; role: SamplerRole }[] {
+  const devices: { device: MonitoredDevice; role: SamplerRole }[] = [];
   for (const gpu of inventory.gpus) {
     const whole = !gpu.migEnabled;
-    samplers.push(
-      new DeviceSampler(
-        nvml,
-        { uuid: gpu.uuid, gpuUuid: gpu.uuid, gpuIndex: gpu.index },
-        { board: true, utilization: whole, memoryAndProcesses: whole },
-      ),
-    );
+    devices.push({
+      device: { uuid: gpu.uuid, gpuUuid: gpu.uuid, gpuIndex: gpu.index },
+      role: { board: true, utilization: whole, memoryAndProcesses: whole },
+    });
     for (const mig of gpu.migEnabled ? gpu.migDevices : []) {
       const { gpuInstanceId, computeInstanceId, profile } = mig;
-      samplers.push(
-        new DeviceSampler(
-          nvml,
-          {
-            uuid: mig.uuid,
-            gpuUuid: gpu.uuid,
-            gpuIndex: gpu.index,
-            mig: { gpuInstanceId, computeInstanceId, profile },
-          },
-          { board: false, utilization: false, memoryAndProcesses: true },
-        ),
-      );
+      devices.push({
+        device: {
+          uuid: mig.uuid,
+          gpuUuid: gpu.uuid,
+          gpuIndex: gpu.index,
+          mig: { gpuInstanceId, computeInstanceId, profile },
+        },
+        role: { board: false, utilization: false, memoryAndProcesses: true },
+      });
     }
   }
-  return samplers;
+  return devices;
 }

@@ -48,7 +48,8 @@ export class InMemoryContainers implements ContainerNamer, AllocationSource {
     for (const container of containers) this.add(container);
   }
 
-  private add(container: KnownContainer): void {
+  /** Declares one more container (the demo's containers start after the monitor). */
+  add(container: KnownContainer): void {
     this.byId.set(idKey(container.podUid, container.containerId), container);
     if (container.devices) this.devicesByName.set(nameKey(container.names), new Set(container.devices));
   }

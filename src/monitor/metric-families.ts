@@ -26,8 +26,8 @@ export interface Sample {
 
 export type MetricFamilies = ReadonlyMap<string, readonly Sample[]>;
 
-const DEVICE_LABELS = ['uuid', 'gpu', 'gpu_instance_id', 'compute_instance_id'] as const;
-const GPU_LABELS = ['uuid', 'gpu'] as const;
+export const DEVICE_LABELS = ['uuid', 'gpu', 'gpu_instance_id', 'compute_instance_id'] as const;
+export const GPU_LABELS = ['uuid', 'gpu'] as const;
 const CONTAINER_LABELS = [
   ...DEVICE_LABELS,
   'namespace',
@@ -200,7 +200,7 @@ function addHost(out: FamilyBuilder, usage: HostUsage): void {
 }
 
 /** The physical GPU (uuid, index) and, for a MIG device, its GPU and compute instance ids. */
-function deviceLabels(device: MonitoredDevice): Labels {
+export function deviceLabels(device: MonitoredDevice): Labels {
   const labels: Labels = { uuid: device.gpuUuid, gpu: String(device.gpuIndex) };
   if (device.mig) {
     labels.gpu_instance_id = String(device.mig.gpuInstanceId);

@@ -16,6 +16,7 @@ export class MonitorMetrics implements CollectorHooks {
   private readonly lastCollection: Gauge;
   private readonly notInProc: Gauge;
   private readonly series: Gauge;
+  private readonly registry: Registry;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -50,6 +51,20 @@ export class MonitorMetrics implements CollectorHooks {
       help: 'Series the last snapshot exports in the vgpu_gpu_*, vgpu_mig_*, vgpu_container_* and vgpu_unallocated_* families',
       registers,
     });
+    this.registry = registry;
+  }
+
+  /**
+   * Whether the monitor shares the host's PID namespace, said once at start; when that cannot be told
+   * the gauge is left out (a label-less gauge would read 0).
+   */
+  reportHostPidNamespace(shared: boolean | undefined): void {
+    if (shared === undefined) return;
+    new Gauge({
+      name: 'vgpu_agent_host_pid_namespace',
+      help: "1 when the monitor runs in the host's PID namespace (hostPID: true), 0 when not: NVIDIA drivers since 535.113 then report only the monitor's own processes and other pods' GPU use goes unattributed",
+      registers: [this.registry],
+    }).set(shared ? 1 : 0);
   }
 
   onCollected(snapshot: MonitorSnapshot): void {

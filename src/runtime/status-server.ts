@@ -14,7 +14,8 @@ export interface StatusServerOptions {
   notReadyReason: () => string | null;
 }
 
-function parseListenAddress(address: string): { host: string | undefined; port: number } {
+/** `[host]:port` → host (undefined: every interface) and port; throws naming the address otherwise. */
+export function parseListenAddress(address: string): { host: string | undefined; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address.trim());
   if (!match) throw new Error(`invalid listen address "${address}": expected [host]:port, e.g. :9396`);
   const host = match[1] ?? match[2];

@@ -17,6 +17,7 @@ import { GPU_RESOURCE } from '../devices/mig-strategy.js';
 import type { LivePlugin } from '../plugin/live-plugin.js';
 import { describeEnforcement, detectHamiCore } from '../runtime/hami-core-host.js';
 import type { ConfigMapVolume } from './configmap-volume.js';
+import { type DemoMonitor, monitorStep } from './demo-monitor.js';
 import { connectedResources, describeDevice, describeResources, freeDevices } from './demo-view.js';
 import type { KubeletSimulator, KubeletState } from './kubelet.js';
 import type { MockNode } from './mock-node.js';
@@ -25,6 +26,8 @@ export interface DemoContext {
   say: (line?: string) => void;
   node: MockNode;
   plugin: LivePlugin;
+  /** the monitor on the same node, with the containers the monitor step declares */
+  monitor: DemoMonitor;
   kubelet: KubeletSimulator;
   configMap: ConfigMapVolume;
   source: ConfigSource;
@@ -189,6 +192,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
   splitStep,
   xidStep,
   brokenEditStep,
+  monitorStep,
 ];
 
 // --- Configs --------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
- * The demo transcript: the plugin on a simulated GPU node (mock NVML through the real koffi binding,
- * the kubelet simulator, a ConfigMap volume updated the way kubelet does it), narrated for a newcomer.
+ * The demo transcript: the plugin and the monitor on a simulated GPU node (mock NVML through the real
+ * koffi binding, the kubelet simulator, a ConfigMap volume updated the way kubelet does it, a generated
+ * host /proc), narrated for a newcomer.
  * This file sets the node up, runs the story's steps (demo-steps.ts) and tears everything down; a
  * failing step is reported as a DemoStepError naming the step.
  */
@@ -10,6 +11,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { LivePlugin } from '../plugin/live-plugin.js';
 import { ConfigMapVolume } from './configmap-volume.js';
+import { startDemoMonitor } from './demo-monitor.js';
 import { DEFAULT_CONFIG, DEMO_STEPS, type DemoContext, type DemoStep } from './demo-steps.js';
 import { KubeletSimulator } from './kubelet.js';
 import { MockNode } from './mock-node.js';
@@ -91,10 +93,11 @@ async function startSimulatedNode(
   const kubelet = await KubeletSimulator.start({ dir: pluginDir });
   cleanups.push(() => kubelet.stop());
 
-  say(`vgpu-agent demo: the device plugin on a simulated "${options.node}" node (no GPU needed)`);
+  say(
+    `vgpu-agent demo: the device plugin and the monitor on a simulated "${options.node}" node (no GPU needed)`,
+  );
   say(`  mock NVML state ${node.statePath}`);
   say(`  kubelet simulator on ${kubelet.socketPath}`);
-  say();
 
   const plugin = await LivePlugin.start({
     config: { follow: { path: configMap.dir, logger: options.logger, debounceMs: 100 } },
@@ -108,8 +111,23 @@ async function startSimulatedNode(
     tuning: { healthProbeIntervalMs: 500 },
   });
   cleanups.push(() => plugin.stop());
+  const monitor = await startDemoMonitor(node, options.logger, options.agentVersion);
+  cleanups.push(() => monitor.monitor.stop());
+  say(`  monitor serving ${monitor.url}`);
+  say();
   const source = plugin.config.source!;
-  return { say, node, plugin, kubelet, configMap, source, migStrategy: 'none', pods: [], podsStarted: 0 };
+  return {
+    say,
+    node,
+    plugin,
+    monitor,
+    kubelet,
+    configMap,
+    source,
+    migStrategy: 'none',
+    pods: [],
+    podsStarted: 0,
+  };
 }
 
 /** Runs every teardown even if one fails, so a failed step still removes sockets and temp files. */

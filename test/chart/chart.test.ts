@@ -190,7 +190,10 @@ describe.each(VALUES_FILES)('chart with ci/%s', (file) => {
         context.allowPrivilegeEscalation === false ? [] : ['SYS_ADMIN'],
       );
     }
-    expect(podSpec(objects).hostPID ?? false).toBe(file === 'servicemonitor-values.yaml');
+    // The monitor needs the host's PID namespace; without it the pod keeps its own.
+    const withMonitor = podSpec(objects).containers.some((c: { name: string }) => c.name === 'monitor');
+    expect(withMonitor).toBe(file !== 'monitor-off-values.yaml');
+    expect(podSpec(objects).hostPID ?? false).toBe(withMonitor);
   });
 });
 
@@ -250,6 +253,16 @@ describe('chart defaults', () => {
     });
   });
 
+  it("runs the monitor with the flags it takes, in the host's PID namespace, probed on its port", () => {
+    const objects = rendered(file);
+    const monitor = container(objects, 'monitor');
+    expect(podSpec(objects).hostPID).toBe(true);
+    expect(monitor.args).toEqual(['monitor', '--host-proc=/host/proc', '--metrics-address=:9394']);
+    expect(envOf(monitor).FAIL_ON_INIT_ERROR).toBeUndefined();
+    expect(monitor.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'monitor-metrics' });
+    expect(monitor.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'monitor-metrics' });
+  });
+
   it('reads the node label through its own ServiceAccount', () => {
     const objects = rendered(file);
     expect(envOf(container(objects, 'plugin')).KUBE_API).toBe('true');
@@ -267,7 +280,9 @@ describe('chart defaults', () => {
     expect(service.spec.internalTrafficPolicy).toBe('Local');
     const test = findObject(objects, 'Pod');
     expect(test.metadata.annotations?.['helm.sh/hook']).toBe('test');
-    expect(envOf(test.spec.containers[0]).READYZ_URLS).toBe('http://vgpu-agent.kube-system.svc:9396/readyz');
+    expect(envOf(test.spec.containers[0]).READYZ_URLS).toBe(
+      'http://vgpu-agent.kube-system.svc:9396/readyz http://vgpu-agent.kube-system.svc:9394/readyz',
+    );
     expect(test.spec.affinity).toEqual(podSpec(objects).affinity);
     expect(test.spec.securityContext.runAsNonRoot).toBe(true);
   });
@@ -313,6 +328,11 @@ describe('chart modes', () => {
     expect(envOf(plugin)).toMatchObject({ PASS_DEVICE_SPECS: 'true', FAIL_ON_INIT_ERROR: 'false' });
     expect(plugin.livenessProbe).toBeUndefined();
     expect(plugin.readinessProbe).toBeUndefined();
+    // The monitor idles the same way without NVML, so it has no probes either.
+    const monitor = container(rendered('cpu-manager-values.yaml'), 'monitor');
+    expect(envOf(monitor).FAIL_ON_INIT_ERROR).toBe('false');
+    expect(monitor.livenessProbe).toBeUndefined();
+    expect(monitor.readinessProbe).toBeUndefined();
   });
 
   it("split slices: every config's hookPath (default /usr/local/vgpu) and split.hookPaths, read-write at the same path", () => {

@@ -130,6 +130,34 @@ describe('vgpu-agent demo', () => {
 
       // An Xid makes something Unhealthy.
       expect(stdout).toMatch(/Xid 79[^\n]*\n(?: {3}[^\n]*\n)*? {3}nvidia\.com\/[^\n]*\(Unhealthy: /);
+
+      // The monitor: what Prometheus scrapes per container, and where.
+      expect(stdout).toMatch(
+        /^9\. The monitor on the same node: .* from http:\/\/127\.0\.0\.1:\d+\/metrics:$/m,
+      );
+      const series = (name: string, labels: string, value: number) =>
+        new RegExp(`^ {5}${name}\\{[^}\\n]*${labels}[^}\\n]*\\} ${value}$`, 'm');
+      const gib = 1024 ** 3;
+      expect(stdout).toMatch(
+        series('vgpu_container_memory_used_bytes', 'namespace="ml",pod="train-a",container="main"', 8 * gib),
+      );
+      expect(stdout).toMatch(series('vgpu_container_memory_used_bytes', 'pod="infer-b"', 4 * gib));
+      expect(stdout).toMatch(series('vgpu_container_sm_utilization_ratio', 'pod="train-a"', 0.4));
+      expect(stdout).toMatch(
+        series(
+          'vgpu_unallocated_memory_used_bytes',
+          'pod="notebook-c",container="jupyter",kind="container"',
+          3 * gib,
+        ),
+      );
+      expect(stdout).toMatch(series('vgpu_unallocated_memory_used_bytes', 'kind="host"', 0.5 * gib));
+      expect(stdout).toMatch(series('vgpu_gpu_xid_errors_total', 'xid="79"', 1));
+      expect(stdout).toMatch(series('vgpu_gpu_healthy', '', 0));
+      if (profiles.length > 0) {
+        expect(stdout).toMatch(
+          series('vgpu_container_memory_used_bytes', 'gpu_instance_id="\\d+"[^}]*pod="eval-d"', gib),
+        );
+      }
     },
   );
 

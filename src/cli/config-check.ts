@@ -1,6 +1,7 @@
 /**
  * `vgpu-agent config check FILE|DIR`: selects the config the agent would use on a node, validates it,
- * and shows what that node would advertise. Needs no GPU and no cluster: the node's GPUs come from a
+ * and shows what that node would advertise and which GPU feature labels it would get (`--node-labels`).
+ * Needs no GPU and no cluster: the node's GPUs come from a
  * mock NVML state file, so GitOps CI can check a ConfigMap before it reaches the nodes.
  * Exit 0 when valid, 2 with every problem on stderr when not (including a config that cannot apply to
  * this node's devices).
@@ -14,6 +15,7 @@ import { type LoadedConfig, loadSelectedConfig } from '../config/source.js';
 import { HealthState } from '../devices/health-state.js';
 import type { Inventory } from '../devices/inventory-types.js';
 import { MigStrategyError } from '../devices/mig-strategy.js';
+import { nodeLabels } from '../devices/node-labels.js';
 import type { ResourceSpec, SliceLimits } from '../devices/resource-types.js';
 import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
 import { errorMessage } from '../errors.js';
@@ -79,6 +81,13 @@ export const configCheckCommand: Command = {
     const built = resourcesFor(loaded.value, inventory, nodeName);
     if (!built.ok) return fail(built.error);
 
+    // The machine type and PCI classes are the node's sysfs, which a state file does not describe.
+    const labelSet = nodeLabels({
+      inventory,
+      config: loaded.value.config,
+      lostGpus: new Set(),
+      host: { machineType: null, pciClasses: new Map() },
+    });
     const report: CheckReport = {
       nodeName,
       inventoryName,
@@ -89,8 +98,10 @@ export const configCheckCommand: Command = {
         ...loaded.value.warnings,
         ...built.value.warnings,
         ...inventory.problems.map((p) => `inventory ${inventoryName}: ${p.where}: ${p.message}`),
+        ...labelSet.warnings.map((w) => `GPU feature labels: ${w}`),
       ],
       resources: built.value.resources,
+      labels: labelSet.labels,
       configPath,
     };
     writeReport(io, report, json);
@@ -190,6 +201,8 @@ interface CheckReport {
   inventory: Inventory;
   warnings: string[];
   resources: ResourceSpec[];
+  /** GPU feature labels the node would get with `--node-labels nfd|api` */
+  labels: Record<string, string>;
 }
 
 function reasonText(reason: SelectionReason, label: string | undefined): string {
@@ -252,6 +265,7 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
         ...(r.sharing === 'hami' ? { hamiRegister: hamiRegisterValue(report, r) } : {}),
         ids: r.devices.map((d) => d.id),
       })),
+      labels: report.labels,
     };
     io.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return;
@@ -270,6 +284,11 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
     `Resources ${report.nodeName} would advertise:`,
     ...(report.resources.length === 0 ? ['  none'] : report.resources.flatMap(resourceLines)),
     ...hamiLines(report),
+    '',
+    `GPU feature labels ${report.nodeName} would get (--node-labels nfd|api; gpu.machine and gpu.mode come from the node's sysfs):`,
+    ...(Object.keys(report.labels).length === 0
+      ? ['  none']
+      : Object.entries(report.labels).map(([key, value]) => `  ${key}=${value}`)),
   ];
   io.stdout.write(`${lines.join('\n')}\n`);
 }

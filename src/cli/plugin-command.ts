@@ -13,6 +13,8 @@ import { DEFAULT_DEVICE_PLUGIN_DIR } from '../kubelet-api/proto.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { NvmlLibraryError } from '../nvml/errors.js';
 import { type LiveConfig, LivePlugin, type LivePluginOptions } from '../plugin/live-plugin.js';
+import type { LabelSink } from '../plugin/node-label-publisher.js';
+import { DEFAULT_NFD_FEATURES_DIR, NfdFeatureFile } from '../runtime/nfd-feature-file.js';
 import { type Command, ExitCode } from './command.js';
 import { hostPathsFrom, loggingOptions, nvmlOptions } from './common-options.js';
 import { type OptionValues, UsageError } from './options.js';
@@ -55,6 +57,23 @@ export const pluginCommand: Command = {
       description: `Read and watch this Node's ${CONFIG_LABEL} label through the API (service account; needs NODE_NAME)`,
     },
     {
+      flag: 'node-labels',
+      env: 'NODE_LABELS_OUTPUT',
+      type: 'string',
+      default: 'off',
+      choices: ['off', 'nfd', 'api'],
+      description:
+        "GPU feature labels (gpu-feature-discovery's, plus vgpu-agent's): nfd = an NFD local feature file, " +
+        'api = patched onto this Node (service account; needs NODE_NAME), off = none',
+    },
+    {
+      flag: 'nfd-features-dir',
+      env: 'NFD_FEATURES_DIR',
+      type: 'string',
+      default: DEFAULT_NFD_FEATURES_DIR,
+      description: "NFD's local feature file directory, for --node-labels nfd",
+    },
+    {
       flag: 'device-plugin-dir',
       env: 'DEVICE_PLUGIN_DIR',
       type: 'string',
@@ -74,6 +93,7 @@ export const pluginCommand: Command = {
     const v = args.values;
     const logger = createLogger({ level: v['log-level'] as LogLevel, format: v['log-format'] as LogFormat });
     const nodeName = v['node-name'] as string | undefined;
+    const sink = await labelSink(v, nodeName);
     const labels = v['kube-api'] ? await watchNodeLabel(nodeName, logger) : undefined;
     const config = await openConfig(v, io.env, labels?.value, logger);
     logger.info(
@@ -86,7 +106,7 @@ export const pluginCommand: Command = {
     };
     // The same client serves HAMi mode (sharing.hami), which a reload may turn on at any time.
     const kube = labels && nodeName ? { client: labels.client, nodeName } : undefined;
-    const plugin = await startPlugin(config, v, io.env, logger, closeConfig, kube);
+    const plugin = await startPlugin(config, v, io.env, logger, closeConfig, kube, sink);
     if (!plugin) return ExitCode.OK;
     labels?.follow((value) => config.source?.setNodeLabel(value));
     // NVIDIA restarts on SIGHUP; we only need to re-read the config.
@@ -116,6 +136,7 @@ async function startPlugin(
   logger: Logger,
   closeConfig: () => Promise<void>,
   kube: LivePluginOptions['kube'],
+  labelSink: LabelSink | undefined,
 ): Promise<LivePlugin | undefined> {
   try {
     return await LivePlugin.startWith(config, {
@@ -127,6 +148,7 @@ async function startPlugin(
       metricsAddress: (v['metrics-address'] as string) || null,
       env,
       kube,
+      ...(labelSink ? { nodeLabels: { sink: labelSink } } : {}),
     });
   } catch (err) {
     if (err instanceof NvmlLibraryError && !config.current.flags.failOnInitError) {
@@ -172,6 +194,24 @@ function defaultConfig(applyFlags: ApplyOverrides): EffectiveConfig {
   const overridden = applyFlags(parsed.value.config);
   if (!overridden.ok) throw new UsageError(overridden.error.join('\n'));
   return overridden.value;
+}
+
+/** Where GPU feature labels go; undefined when off. Needs the node name and a service account for api. */
+async function labelSink(v: OptionValues, nodeName: string | undefined): Promise<LabelSink | undefined> {
+  const mode = v['node-labels'] as 'off' | 'nfd' | 'api';
+  if (mode === 'nfd') return new NfdFeatureFile(v['nfd-features-dir'] as string);
+  if (mode === 'off') return undefined;
+  if (!nodeName)
+    throw new UsageError('--node-labels api needs --node-name (NODE_NAME, from the downward API)');
+  // Loaded only for api, as with --kube-api: a plugin without API access has no use for the client.
+  const { inClusterClient, KubeConfigError } = await import('../kube/in-cluster.js');
+  const { NodeLabelPatcher } = await import('../kube/node-label-patcher.js');
+  try {
+    return new NodeLabelPatcher(await inClusterClient(), nodeName);
+  } catch (err) {
+    if (err instanceof KubeConfigError) throw new UsageError(`--node-labels api: ${err.message}`);
+    throw err;
+  }
 }
 
 /** Reads the node's config label once, then reports changes to whoever follows. */

@@ -26,9 +26,19 @@ export interface MigDevice {
   multiprocessorCount: number;
   gpuInstanceSlices: number;
   computeInstanceSlices: number;
+  /** engines the GPU instance shares among its compute instances (GFD's `engines.*` labels) */
+  engines: MigEngines;
   /** parent /dev/nvidiaN plus the /dev/nvidia-caps nodes giving access to this GI/CI */
   deviceNodes: string[];
   numaNode: number | null;
+}
+
+export interface MigEngines {
+  copy: number;
+  decoder: number;
+  encoder: number;
+  jpeg: number;
+  ofa: number;
 }
 
 export interface Gpu {

@@ -139,6 +139,13 @@ export function migDeviceOf(gpu: Gpu, facts: MigDeviceFacts): MigDevice {
     multiprocessorCount: attributes.multiprocessorCount,
     gpuInstanceSlices: attributes.gpuInstanceSliceCount,
     computeInstanceSlices: attributes.computeInstanceSliceCount,
+    engines: {
+      copy: attributes.sharedCopyEngineCount,
+      decoder: attributes.sharedDecoderCount,
+      encoder: attributes.sharedEncoderCount,
+      jpeg: attributes.sharedJpegCount,
+      ofa: attributes.sharedOfaCount,
+    },
     deviceNodes: [
       ...gpu.deviceNodes,
       ...migCapabilityNodes(gpu.minor, gpuInstanceId, computeInstanceId, facts.migMinors),

@@ -40,7 +40,7 @@ export function migTarget(mig: MigDevice): DeviceTarget {
 }
 
 /** `nvidia.com/mig-1g.10gb`; NVIDIA writes `+` attributes (`+me`) as `.me`. */
-function migResourceName(profile: string): string {
+export function migResourceName(profile: string): string {
   return `nvidia.com/mig-${profile.replaceAll('+', '.')}`;
 }
 

@@ -1,11 +1,11 @@
 /**
  * The Kubernetes API calls the agent makes, and nothing else: read one Node and watch that Node (the
- * plugin's config label), list and watch the pods on this node (the monitor's names); every list and
- * watch is field-selected to this node, never cluster-wide. Each call is a method, and the chart's RBAC
- * grants exactly these (test/chart/rbac.test.ts): a new call comes as a method of its own with its
- * grant. Only the fields the agent reads are typed.
- * HAMi mode (src/hami/) adds its own block: get, list and annotation patches of pods, annotation
- * patches of the Node (granted with the chart's kubeApi.hami).
+ * plugin's config label), merge-patch that Node's labels (GPU feature labels, `--node-labels api`), list
+ * and watch the pods on this node (the monitor's names); every list and watch is field-selected to this
+ * node, never cluster-wide. Each call is a method, and the chart's RBAC grants exactly these
+ * (test/chart/rbac.test.ts): a new call comes as a method of its own with its grant. Only the fields the
+ * agent reads are typed. HAMi mode (src/hami/) adds its own block: get, list and annotation patches of
+ * pods, annotation patches of the Node (granted with the chart's kubeApi.hami).
  * Plain node:http(s) rather than @kubernetes/client-node: its
  * 2.x needs Node >= 22.19 (undici 8) and 1.x installs 72 packages / 72 MB, more than double the agent's
  * runtime dependencies, for GET and merge-patch requests whose protocol fits here.
@@ -28,6 +28,12 @@ export interface KubeNode extends KubeObject {
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
   };
+}
+
+/** A JSON merge patch of a Node's metadata: a value sets the key, null removes it, absent keys stay. */
+export interface NodeMetadataPatch {
+  labels?: Record<string, string | null>;
+  annotations?: Record<string, string | null>;
 }
 
 /** `metav1.Status`, as the API sends it with errors and in ERROR watch events. */
@@ -99,6 +105,8 @@ export interface KubeClient {
   getNode(name: string, signal: AbortSignal): Promise<KubeNode>;
   /** Resolves once the API accepted the watch; the iterable ends when the server closes it. */
   watchNodes(request: WatchRequest): Promise<AsyncIterable<NodeWatchEvent>>;
+  /** Merge-patches the Node's labels and annotations; resolves with the Node as patched. */
+  patchNodeMetadata(name: string, patch: NodeMetadataPatch, signal: AbortSignal): Promise<KubeNode>;
 }
 
 /** The pods of one node, for the monitor's names. */
@@ -208,6 +216,17 @@ export class HttpKubeClient implements KubeClient, PodClient, HamiKubeClient {
     return watchEvents<T>(response);
   }
 
+  async patchNodeMetadata(name: string, patch: NodeMetadataPatch, signal: AbortSignal): Promise<KubeNode> {
+    const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
+    const response = await this.request(
+      path,
+      signal,
+      undefined,
+      mergePatch(JSON.stringify({ metadata: patch })),
+    );
+    return parseJson(await readBody(response), `node ${name}`) as KubeNode;
+  }
+
   // --- HAMi scheduler mode ---
 
   async getPod(namespace: string, name: string, signal: AbortSignal): Promise<HamiPod> {
@@ -229,7 +248,7 @@ export class HttpKubeClient implements KubeClient, PodClient, HamiKubeClient {
     signal: AbortSignal,
   ): Promise<HamiPod> {
     const body = JSON.stringify({ metadata: { annotations } });
-    const response = await this.request(podPath(namespace, name), signal, undefined, body);
+    const response = await this.request(podPath(namespace, name), signal, undefined, mergePatch(body));
     return parseJson(await readBody(response), `pod ${namespace}/${name}`) as HamiPod;
   }
 
@@ -241,16 +260,16 @@ export class HttpKubeClient implements KubeClient, PodClient, HamiKubeClient {
   ): Promise<KubeNode> {
     const metadata = resourceVersion === undefined ? { annotations } : { annotations, resourceVersion };
     const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
-    const response = await this.request(path, signal, undefined, JSON.stringify({ metadata }));
+    const response = await this.request(path, signal, undefined, mergePatch(JSON.stringify({ metadata })));
     return parseJson(await readBody(response), `node ${name}`) as KubeNode;
   }
 
-  /** A GET, or with `patch` a JSON merge patch of the object at `path`. */
+  /** A GET, or a PATCH when `patch` is given. */
   private async request(
     path: string,
     signal: AbortSignal,
     idleMs?: number,
-    patch?: string,
+    patch?: { contentType: string; text: string },
   ): Promise<http.IncomingMessage> {
     const token = await this.options.token?.();
     const secure = this.server.protocol === 'https:';
@@ -259,13 +278,14 @@ export class HttpKubeClient implements KubeClient, PodClient, HamiKubeClient {
     const timeout = idleMs ?? this.options.requestTimeoutMs ?? 10_000;
     const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = transport.request(url, {
-        method: patch === undefined ? 'GET' : 'PATCH',
+        method: patch ? 'PATCH' : 'GET',
         signal,
         headers: {
           accept: 'application/json',
           ...(patch === undefined ? {} : { 'content-type': 'application/merge-patch+json' }),
           'user-agent': 'vgpu-agent',
           ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(patch ? { 'content-type': patch.contentType } : {}),
         },
         ...(secure && this.options.ca ? { ca: this.options.ca } : {}),
       });
@@ -280,19 +300,22 @@ export class HttpKubeClient implements KubeClient, PodClient, HamiKubeClient {
             : new KubeApiError(0, `cannot reach ${this.server.origin}: ${error.message}`),
         ),
       );
-      req.end(patch);
+      req.end(patch?.text);
     });
     const status = response.statusCode ?? 0;
     if (status >= 200 && status < 300) return response;
     const text = await readBody(response).catch(() => '');
-    throw statusError(status, text, url.pathname, patch === undefined ? 'GET' : 'PATCH');
+    throw statusError(status, text, `${patch ? 'PATCH' : 'GET'} ${url.pathname}`);
   }
 }
 
 const podPath = (namespace: string, name: string) =>
   `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
 
-function statusError(status: number, body: string, path: string, method = 'GET'): KubeApiError {
+const mergePatch = (text: string) => ({ contentType: 'application/merge-patch+json', text });
+
+/** `request`: `GET /api/v1/nodes/x`, as the API server saw it. */
+function statusError(status: number, body: string, request: string): KubeApiError {
   let detail: KubeStatus = {};
   try {
     detail = JSON.parse(body) as KubeStatus;
@@ -303,12 +326,10 @@ function statusError(status: number, body: string, path: string, method = 'GET')
     status === 401
       ? ' (the service account token was refused)'
       : status === 403
-        ? method === 'PATCH' || (path.includes('/pods/') && !path.startsWith('/api/v1/pods'))
-          ? ' (HAMi mode: the service account needs get, list and patch on pods and patch on nodes)'
-          : ` (the service account needs ${path.startsWith('/api/v1/pods') ? 'list and watch on pods' : 'get and watch on nodes'})`
+        ? ` (the service account needs ${forbiddenHint(request)})`
         : '';
   const message = detail.message ?? (body.trim().slice(0, 200) || `HTTP ${status}`);
-  return new KubeApiError(status, `${method} ${path}: ${status} ${message}${hint}`, detail.reason);
+  return new KubeApiError(status, `${request}: ${status} ${message}${hint}`, detail.reason);
 }
 
 async function readBody(response: http.IncomingMessage): Promise<string> {
@@ -352,4 +373,13 @@ async function* watchEvents<T>(response: http.IncomingMessage): AsyncGenerator<W
     // The consumer stopped early (break, or an error): release the connection.
     response.destroy();
   }
+}
+
+/** The grant a 403 lacks, named by the request the agent made. */
+function forbiddenHint(request: string): string {
+  const [method, path = ''] = request.split(' ');
+  if (path.startsWith('/api/v1/pods')) return 'list and watch on pods';
+  if (path.includes('/pods/')) return 'get and patch on pods (HAMi mode: kubeApi.hami)';
+  if (method === 'PATCH') return 'patch on nodes';
+  return 'get and watch on nodes';
 }

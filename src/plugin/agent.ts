@@ -19,6 +19,7 @@ import { allocateSettingsFrom } from './allocate-settings.js';
 import type { ServerTuning } from './device-plugin-server.js';
 import { PluginManager } from './manager.js';
 import { PluginMetrics } from './metrics.js';
+import { lostDevices, type NodeLabelPublisher } from './node-label-publisher.js';
 import { TopologyScores } from './preferred-allocation.js';
 import type { ResourceContext } from './resource.js';
 import { SplitAllocator } from './split-allocation.js';
@@ -40,6 +41,8 @@ export interface PluginAgentOptions {
   tuning?: PluginTuning;
   /** the API and this node's name: HAMi mode (`sharing.hami`) needs them */
   kube?: { client: HamiKubeClient; nodeName: string } | undefined;
+  /** GPU feature labels to keep current (`--node-labels`); none when off */
+  nodeLabels?: NodeLabelPublisher;
 }
 
 /** What a config gives on this node: the resources and what their servers need to answer kubelet. */
@@ -80,6 +83,7 @@ export class PluginAgent implements Component {
         metrics.unhealthyDevices.set(state.records().length);
         this.manager.healthChanged();
         this.registerForHami();
+        this.refreshLabels();
       },
     });
     this.manager = new PluginManager({
@@ -102,6 +106,7 @@ export class PluginAgent implements Component {
     await agent.manager.start(plan.resources, plan.context);
     agent.health.start();
     agent.registerForHami();
+    agent.refreshLabels();
     return agent;
   }
 
@@ -167,6 +172,7 @@ export class PluginAgent implements Component {
     this.health.updateSettings({ ...checks, recoverAfterSeconds: config.health.recoverAfterSeconds });
     this.config = config;
     this.registerForHami();
+    this.refreshLabels();
   }
 
   /** Stops health checks and every server (sockets removed); NVML is the runtime's to shut down. */
@@ -174,6 +180,15 @@ export class PluginAgent implements Component {
     this.hami?.registrar.stop();
     await this.health.stop();
     await this.manager.stop();
+  }
+
+  /** GPU feature labels follow the config, and GPUs lost or back. */
+  private refreshLabels(): void {
+    this.options.nodeLabels?.update({
+      inventory: this.inventory,
+      config: this.config,
+      lostGpus: lostDevices(this.health.state),
+    });
   }
 
   private async plan(config: EffectiveConfig): Promise<Plan> {

@@ -4,9 +4,11 @@
  * CLI, the demo and the tests all start the plugin through here; the CLI opens the config first
  * (`LivePlugin.openConfig`) to report config errors and read failOnInitError before NVML is touched.
  */
+import { readHostLabelFacts } from '../runtime/host-label-facts.js';
 import { NodeRuntime, type NodeRuntimeOptions } from '../runtime/node-runtime.js';
 import { PluginAgent, type PluginAgentOptions, type PluginTuning } from './agent.js';
 import { LiveConfig, type LiveConfigOptions } from './live-config.js';
+import { type LabelSink, NodeLabelPublisher } from './node-label-publisher.js';
 
 export type { LiveConfig, LiveConfigOptions } from './live-config.js';
 
@@ -20,6 +22,8 @@ export interface LivePluginOptions extends NodeRuntimeOptions {
   tuning?: PluginTuning;
   /** API access and this node's name, for HAMi mode */
   kube?: PluginAgentOptions['kube'];
+  /** where GPU feature labels go (`--node-labels nfd|api`); none when off */
+  nodeLabels?: { sink: LabelSink; retry?: { initialMs?: number; maxMs?: number } };
 }
 
 export class LivePlugin {
@@ -27,6 +31,7 @@ export class LivePlugin {
     readonly config: LiveConfig,
     readonly runtime: NodeRuntime,
     readonly agent: PluginAgent,
+    readonly nodeLabels: NodeLabelPublisher | undefined,
   ) {}
 
   /** Reads the config (ConfigLoadError when a followed one cannot be read or is invalid). */
@@ -48,6 +53,12 @@ export class LivePlugin {
   /** Starts the runtime and the plugin on an open config; on failure the runtime is stopped. */
   static async startWith(config: LiveConfig, options: LivePluginOptions): Promise<LivePlugin> {
     const runtime = await NodeRuntime.open(options);
+    const nodeLabels = options.nodeLabels && {
+      ...options.nodeLabels,
+      logger: options.logger,
+      host: await readHostLabelFacts(options.hostPaths.sysfsRoot, runtime.inventory.gpus),
+    };
+    const publisher = nodeLabels && new NodeLabelPublisher(nodeLabels);
     const agent = await runtime.start((onRuntime) =>
       PluginAgent.start({
         runtime: onRuntime,
@@ -56,6 +67,7 @@ export class LivePlugin {
         env: options.env,
         tuning: options.tuning,
         kube: options.kube,
+        nodeLabels: publisher,
       }),
     );
     config.follow(agent, options.logger);
@@ -63,14 +75,19 @@ export class LivePlugin {
       await runtime.serveStatus(options.metricsAddress, () => agent.notReadyReason());
     } catch (err) {
       await runtime.stop();
+      await publisher?.stop();
       throw err;
     }
-    return new LivePlugin(config, runtime, agent);
+    return new LivePlugin(config, runtime, agent, publisher);
   }
 
-  /** Stops following the config, then the status endpoint, the plugin (sockets removed) and NVML. */
+  /**
+   * Stops following the config, then the status endpoint, the plugin (sockets removed) and NVML, then
+   * the GPU feature labels (the NFD feature file is removed).
+   */
   async stop(): Promise<void> {
     await this.config.close();
     await this.runtime.stop();
+    await this.nodeLabels?.stop();
   }
 }

@@ -99,8 +99,9 @@ export class MockNode {
   }
 
   /**
-   * A fake host /sys and /proc for this node: each GPU's NUMA node (from the state) and the driver's
-   * MIG capability minors table, as the inventory (and NVIDIA's plugin) read them on a real host.
+   * A fake host /sys and /proc for this node: each GPU's NUMA node (from the state) and PCI class, the
+   * machine type, and the driver's MIG capability minors table, as the inventory, the GPU feature
+   * labels (and NVIDIA's plugin and GFD) read them on a real host.
    */
   get hostPaths(): HostPaths {
     return { sysfsRoot: path.join(this.dir, 'sys'), procRoot: path.join(this.dir, 'proc') };
@@ -149,8 +150,12 @@ export class MockNode {
       const dir = path.join(sysfsRoot, 'bus/pci/devices', toSysfsBusId(device.pciBusId));
       await mkdir(dir, { recursive: true });
       await writeFile(path.join(dir, 'numa_node'), `${device.numaNode ?? -1}\n`);
+      // a data-center GPU: PCI class 3D controller (GPU feature label gpu.mode=compute)
+      await writeFile(path.join(dir, 'class'), '0x030200\n');
     }
-    if (this.writes > 0) return; // mig-minors does not depend on the state: written once
+    if (this.writes > 0) return; // mig-minors and the machine type do not depend on the state: written once
+    await mkdir(path.join(sysfsRoot, 'class/dmi/id'), { recursive: true });
+    await writeFile(path.join(sysfsRoot, 'class/dmi/id/product_name'), `${MOCK_MACHINE_TYPE}\n`);
     await mkdir(path.join(procRoot, 'driver/nvidia-caps'), { recursive: true });
     await writeFile(path.join(procRoot, 'driver/nvidia-caps/mig-minors'), migMinorsTable());
   }
@@ -162,6 +167,9 @@ export class MockNode {
     await rename(tmp, this.statePath);
   }
 }
+
+/** The DMI product name of every mock node (GPU feature label gpu.machine). */
+export const MOCK_MACHINE_TYPE = 'vgpu-agent mock node';
 
 /**
  * `/proc/driver/nvidia-caps/mig-minors` as the NVIDIA driver writes it, whatever GPUs are present:

@@ -248,15 +248,15 @@ function migFrom(
     slot,
     gpuInstanceId: mig.giId ?? slot + 1,
     computeInstanceId: mig.ciId ?? 0,
-    // The attributes as the mock's nvmlDeviceGetAttributes_v2 reports them: a `+me` suffix in the
-    // state file is not visible to the binding either.
+    // The attributes as the mock's nvmlDeviceGetAttributes_v2 reports them (A100 engine counts per
+    // GPU-instance size): a `+me` suffix in the state file is not visible to the binding either.
     attributes: {
       multiprocessorCount: mig.multiprocessors ?? 14 * computeInstanceSlices,
       sharedCopyEngineCount: gpuInstanceSlices,
-      sharedDecoderCount: 0,
+      sharedDecoderCount: gpuInstanceSlices >= 7 ? 5 : gpuInstanceSlices >= 3 ? 2 : gpuInstanceSlices - 1,
       sharedEncoderCount: 0,
-      sharedJpegCount: 0,
-      sharedOfaCount: 0,
+      sharedJpegCount: gpuInstanceSlices >= 7 ? 1 : 0,
+      sharedOfaCount: gpuInstanceSlices >= 7 ? 1 : 0,
       gpuInstanceSliceCount: gpuInstanceSlices,
       computeInstanceSliceCount: computeInstanceSlices,
       memoryMiB,

@@ -373,6 +373,43 @@ describe('chart modes', () => {
     expect(env.CONFIG_NAME).toBe('split-4');
   });
 
+  it('GPU feature labels, nfd: the host features.d mounted writable, no API access added', () => {
+    const objects = rendered('node-labels-nfd-values.yaml');
+    const plugin = container(objects, 'plugin');
+    const featuresDir = '/etc/kubernetes/node-feature-discovery/features.d';
+    expect(envOf(plugin)).toMatchObject({ NODE_LABELS_OUTPUT: 'nfd', NFD_FEATURES_DIR: featuresDir });
+    expect(mountOf(plugin, featuresDir)).toEqual({ name: 'nfd-features', mountPath: featuresDir });
+    expect(volumeOf(objects, 'nfd-features').hostPath).toEqual({
+      path: featuresDir,
+      type: 'DirectoryOrCreate',
+    });
+    // nodes as without labels; pods for the monitor's names (it runs by default)
+    expect(findObject(objects, 'ClusterRole').rules).toEqual([
+      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
+    ]);
+  });
+
+  it('GPU feature labels, api: a ServiceAccount with get and patch on nodes even with kubeApi off', () => {
+    const objects = rendered('node-labels-api-values.yaml');
+    const plugin = container(objects, 'plugin');
+    expect(envOf(plugin)).toMatchObject({ NODE_LABELS_OUTPUT: 'api' });
+    expect(envOf(plugin).KUBE_API).toBeUndefined();
+    expect(envOf(plugin).NFD_FEATURES_DIR).toBeUndefined();
+    expect(podSpec(objects).serviceAccountName).toBe('vgpu-agent');
+    expect(podSpec(objects).automountServiceAccountToken).toBeUndefined();
+    expect(findObject(objects, 'ClusterRole').rules).toEqual([
+      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
+    ]);
+    expect(volumeOf(objects, 'nfd-features')).toBeUndefined();
+  });
+
+  it('GPU feature labels are off by default: no variable, no mount', () => {
+    const plugin = container(rendered('default-values.yaml'), 'plugin');
+    expect(envOf(plugin).NODE_LABELS_OUTPUT).toBeUndefined();
+    expect(plugin.volumeMounts.some((m: { name: string }) => m.name === 'nfd-features')).toBe(false);
+  });
+
   it('monitor and ServiceMonitor: hostPID, host /proc read-only, the pod-resources directory, both ports scraped with honorLabels', () => {
     const objects = rendered('servicemonitor-values.yaml');
     const monitor = container(objects, 'monitor');

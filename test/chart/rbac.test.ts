@@ -1,10 +1,10 @@
 /**
  * The chart's ClusterRole grants exactly what the agent uses: the agent's Kubernetes client runs
  * against the fake API server through everything it does (the plugin's node label: first read, watch,
- * a label change, a dropped watch, an expired resourceVersion; the monitor's pod names: a paged list,
- * watch, a dropped watch, an expired resourceVersion), each request is classified the way the API
- * server authorizes it (resource and verb), and that set must equal the rules the chart renders, with
- * the monitor off and on.
+ * a label change, a dropped watch, an expired resourceVersion; GPU feature labels: the first publish
+ * and a change; the monitor's pod names: a paged list, watch, a dropped watch, an expired
+ * resourceVersion; HAMi mode's calls), each request is classified the way the API server authorizes
+ * it (resource and verb), and that set must equal the rules the chart renders for the features on.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { helmBinary } from '../../scripts/helm.mjs';
 import { CONFIG_LABEL } from '../../src/config/select.js';
 import { HttpKubeClient } from '../../src/kube/client.js';
+import { NodeLabelPatcher } from '../../src/kube/node-label-patcher.js';
 import { NodeLabelWatcher } from '../../src/kube/node-label-watcher.js';
 import { createLogger } from '../../src/log.js';
 import { PodNamer } from '../../src/monitor/pod-namer.js';
@@ -32,7 +33,16 @@ function authorizedAs(request: RecordedRequest): string {
   if (!core) throw new Error(`unclassified request ${request.path}`);
   const [, resource, name] = core;
   const watch = request.query.watch === 'true' || request.path.startsWith('/api/v1/watch/');
-  const verb = watch ? 'watch' : name ? 'get' : 'list';
+  const verb =
+    request.method === 'PATCH'
+      ? 'patch'
+      : request.method !== 'GET'
+        ? request.method
+        : watch
+          ? 'watch'
+          : name
+            ? 'get'
+            : 'list';
   return `/${resource} ${verb}`;
 }
 
@@ -43,6 +53,40 @@ function grantedBy(rules: { apiGroups: string[]; resources: string[]; verbs: str
       for (const resource of rule.resources)
         for (const verb of rule.verbs) granted.add(`${group}/${resource} ${verb}`);
   return granted;
+}
+
+/** Publishes GPU feature labels twice (a first set, then a changed one) against the fake API server. */
+async function requestsOfTheLabelPatcher(): Promise<RecordedRequest[]> {
+  const api = await FakeKubeApi.start('gpu-node-1', {});
+  try {
+    const client = new HttpKubeClient({
+      server: api.url,
+      token: async () => 'token',
+      requestTimeoutMs: 2000,
+    });
+    const patcher = new NodeLabelPatcher(client, 'gpu-node-1');
+    const signal = new AbortController().signal;
+    await patcher.publish({ 'nvidia.com/gpu.count': '8', 'nvidia.com/mig.strategy': 'mixed' }, signal);
+    await patcher.publish({ 'nvidia.com/gpu.count': '7' }, signal);
+  } finally {
+    await api.close();
+  }
+  return api.requests;
+}
+
+/** The ClusterRole's grants with these values; none when the chart renders no ClusterRole. */
+async function grantsWith(values: string): Promise<string[]> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rbac-'));
+  try {
+    const file = path.join(dir, 'values.yaml');
+    await writeFile(file, values);
+    const rendered = await template(4, [file]);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    const role = parseManifests(rendered.stdout).find((o) => o.kind === 'ClusterRole');
+    return role ? [...grantedBy(role.rules)].sort() : [];
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs the plugin's node label watcher through all its paths against the fake API server. */
@@ -134,6 +178,20 @@ describe('chart RBAC', () => {
     expect(sorted(withoutMonitor)).toEqual(sorted(plugin));
   });
 
+  it('GPU feature labels through the API: get and patch on nodes, only when nodeLabels.output is api', async () => {
+    const used = [...new Set((await requestsOfTheLabelPatcher()).map(authorizedAs))].sort();
+    expect(used).toEqual(['/nodes get', '/nodes patch']);
+    const watcher = ['/nodes get', '/nodes watch'];
+    expect(await grantsWith('kubeApi: {enabled: false}\nnodeLabels: {output: api}')).toEqual(used);
+    // the monitor off: its pod list and watch are checked above
+    const noMonitor = 'monitor: {enabled: false}\n';
+    expect(await grantsWith(`${noMonitor}nodeLabels: {output: api}`)).toEqual(
+      [...new Set([...watcher, ...used])].sort(),
+    );
+    expect(await grantsWith(`${noMonitor}nodeLabels: {output: nfd}`)).toEqual(watcher);
+    expect(await grantsWith('kubeApi: {enabled: false}\nnodeLabels: {output: nfd}')).toEqual([]);
+  });
+
   it('covers every API call the client can make (a new one must be classified and granted here)', () => {
     const transport = new Set(['constructor', 'request', 'watch']);
     const methods = Object.getOwnPropertyNames(HttpKubeClient.prototype).filter(
@@ -145,6 +203,7 @@ describe('chart RBAC', () => {
       'listPods',
       'listPodsOnNode',
       'patchNodeAnnotations',
+      'patchNodeMetadata',
       'patchPodAnnotations',
       'watchNodes',
       'watchPods',

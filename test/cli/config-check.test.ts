@@ -160,6 +160,29 @@ describe('vgpu-agent config check', () => {
     expect(stdout).toContain('  nvidia.com/mig-3g.20gb: 1 device(s), exclusive, on 1 MIG device(s)\n');
   });
 
+  it('shows the GPU feature labels the node would get, in text and JSON', async () => {
+    const config = await file('mixed.yaml', 'version: v1\nflags:\n  migStrategy: mixed\n');
+    const { code, stdout } = await check([config, '--inventory', 'mixed-mig']);
+    expect(code).toBe(0);
+    expect(stdout).toContain(
+      "GPU feature labels mixed-mig would get (--node-labels nfd|api; gpu.machine and gpu.mode come from the node's sysfs):\n",
+    );
+    for (const line of [
+      'nvidia.com/gpu.count=2',
+      'nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB',
+      'nvidia.com/mig.strategy=mixed',
+      'nvidia.com/mig-2g.10gb.count=2',
+      'nvidia.com/mig-3g.20gb.product=NVIDIA-A100-SXM4-40GB-MIG-3g.20gb',
+      'nvidia.com/gpu.machine=unknown',
+    ])
+      expect(stdout).toContain(`\n  ${line}\n`);
+    const json = await check([config, '--inventory', 'mixed-mig', '--output', 'json']);
+    expect(JSON.parse(json.stdout).labels).toMatchObject({
+      'nvidia.com/mig-2g.10gb.count': '2',
+      'nvidia.com/gpu.replicas': '1',
+    });
+  });
+
   it('prints split slice sizes to the MiB', async () => {
     const config = await file(
       'split.yaml',

@@ -39,6 +39,7 @@ export function mig(parent: Gpu, slot: number, profile: string, memoryMiB: numbe
     multiprocessorCount: 14,
     gpuInstanceSlices: Number(profile[0]),
     computeInstanceSlices: Number(profile[0]),
+    engines: { copy: Number(profile[0]), decoder: 0, encoder: 0, jpeg: 0, ofa: 0 },
     deviceNodes: [...parent.deviceNodes],
     numaNode: parent.numaNode,
   };

@@ -51,6 +51,8 @@ export interface PluginNodeOptions {
   tuning?: LivePluginOptions['tuning'];
   /** API access for HAMi mode */
   kube?: LivePluginOptions['kube'];
+  /** publish GPU feature labels to this sink (retries fast) */
+  nodeLabels?: LivePluginOptions['nodeLabels'];
 }
 
 export async function startPluginNode(
@@ -83,6 +85,9 @@ export async function startPluginNode(
     env: options.env ?? {},
     tuning: { ...FAST_TUNING, ...options.tuning },
     kube: options.kube,
+    ...(options.nodeLabels
+      ? { nodeLabels: { retry: { initialMs: 50, maxMs: 200 }, ...options.nodeLabels } }
+      : {}),
   });
   return {
     node,

@@ -102,6 +102,44 @@ describe('HttpKubeClient', () => {
     });
   });
 
+  it('merge-patches Node metadata, and names the missing grant when refused', async () => {
+    const seen: { method?: string; type?: string; body: string }[] = [];
+    const server = await serve((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += String(chunk);
+      });
+      req.on('end', () => {
+        seen.push({ method: req.method, type: req.headers['content-type'], body });
+        res.writeHead(seen.length === 1 ? 200 : 403, { 'content-type': 'application/json' });
+        res.end(
+          seen.length === 1
+            ? JSON.stringify({ metadata: { name: 'x', resourceVersion: '2', labels: { a: '1' } } })
+            : JSON.stringify({
+                kind: 'Status',
+                code: 403,
+                reason: 'Forbidden',
+                message: 'nodes "x" is forbidden',
+              }),
+        );
+      });
+    });
+    const client = new HttpKubeClient({ server });
+    const signal = new AbortController().signal;
+    const patch = { labels: { a: '1', b: null }, annotations: { note: 'a' } };
+    const node = await client.patchNodeMetadata('x', patch, signal);
+    expect(node.metadata.labels).toEqual({ a: '1' });
+    expect(seen[0]).toEqual({
+      method: 'PATCH',
+      type: 'application/merge-patch+json',
+      body: JSON.stringify({ metadata: patch }),
+    });
+    await expect(client.patchNodeMetadata('x', patch, signal)).rejects.toMatchObject({
+      status: 403,
+      message: 'PATCH /api/v1/nodes/x: 403 nodes "x" is forbidden (the service account needs patch on nodes)',
+    });
+  });
+
   it('gives up on a silent server after the request timeout', async () => {
     const server = await serve(() => {
       // never answers

@@ -6,8 +6,9 @@
  *   (`continue`), and their watch (`&watch=true&resourceVersion=<rv>`).
  * Watches are newline-delimited JSON events. One event history (one resourceVersion sequence, as etcd
  * keeps) lets a watch resume from its version; an expired version gets an ERROR 410 event (a watch) or
- * a 410 status (an expired `continue`), as the real API answers. Anything else is refused, in
- * particular a cluster-wide list or watch.
+ * a 410 status (an expired `continue`), as the real API answers. It applies a JSON merge patch of the
+ * Node's labels and annotations (`PATCH /api/v1/nodes/<name>`, merge-patch content type only). Anything
+ * else is refused, in particular a cluster-wide list or watch.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -15,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import type { KubeNode, KubeObject, KubePod, WatchEvent } from '../../src/kube/client.js';
 
 export interface RecordedRequest {
+  method: string;
   path: string;
   query: Record<string, string>;
   authorization: string | undefined;
@@ -38,6 +40,7 @@ export class FakeKubeApi {
   private readonly pods = new Map<string, KubePod>();
   private history: { version: number; resource: Resource; event: ObjectChange }[] = [];
   /** watches (and list continuations) from before this version get 410 Gone */
+  private annotations: Record<string, string> = {};
   private oldestVersion = 0;
   private readonly watches = new Map<http.ServerResponse, Resource>();
 
@@ -81,6 +84,20 @@ export class FakeKubeApi {
 
   get resourceVersion(): string {
     return String(this.version);
+  }
+
+  /** The Node's labels as they are now. */
+  get nodeLabels(): Record<string, string> {
+    return { ...this.labels };
+  }
+
+  get nodeAnnotations(): Record<string, string> {
+    return { ...this.annotations };
+  }
+
+  /** Sets the Node's annotations (no event: a test's starting point). */
+  setAnnotations(annotations: Record<string, string>): void {
+    this.annotations = { ...annotations };
   }
 
   /** Changes the Node's labels: a MODIFIED event to every open node watch. */
@@ -135,7 +152,12 @@ export class FakeKubeApi {
 
   private node(): KubeNode {
     return {
-      metadata: { name: this.nodeName, resourceVersion: String(this.version), labels: { ...this.labels } },
+      metadata: {
+        name: this.nodeName,
+        resourceVersion: String(this.version),
+        labels: { ...this.labels },
+        annotations: { ...this.annotations },
+      },
     };
   }
 
@@ -148,16 +170,51 @@ export class FakeKubeApi {
       if (watched === resource) res.write(`${JSON.stringify(copy)}\n`);
   }
 
+  /** A JSON merge patch of metadata.labels / metadata.annotations; anything else in it is refused. */
+  private patch(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.headers['content-type'] !== 'application/merge-patch+json') {
+      sendStatus(res, 415, `unsupported patch type ${req.headers['content-type']}`);
+      return;
+    }
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      body += chunk;
+    });
+    req.on('end', () => {
+      const { metadata, ...rest } = JSON.parse(body) as { metadata?: Record<string, unknown> };
+      const { labels, annotations, ...other } = metadata ?? {};
+      if (Object.keys(rest).length > 0 || Object.keys(other).length > 0) {
+        sendStatus(res, 422, `only metadata.labels and metadata.annotations are patched here: ${body}`);
+        return;
+      }
+      this.labels = mergePatch(this.labels, labels);
+      this.annotations = mergePatch(this.annotations, annotations);
+      this.publish('nodes', { type: 'MODIFIED', object: this.node() });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(this.node()));
+    });
+  }
+
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
     const query = Object.fromEntries(url.searchParams);
-    this.requests.push({ path: url.pathname, query, authorization: req.headers.authorization });
+    this.requests.push({
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      authorization: req.headers.authorization,
+    });
     if (this.failWith !== undefined) {
       sendStatus(res, this.failWith, `injected failure ${this.failWith}`);
       return;
     }
+    if (req.method === 'PATCH' && url.pathname === `/api/v1/nodes/${this.nodeName}`) {
+      this.patch(req, res);
+      return;
+    }
     if (req.method !== 'GET') {
-      sendStatus(res, 405, 'only GET');
+      sendStatus(res, 405, `${req.method} is not served here`);
       return;
     }
     if (url.pathname === `/api/v1/nodes/${this.nodeName}`) {
@@ -237,4 +294,14 @@ function sendStatus(res: http.ServerResponse, code: number, message: string, rea
   res.end(
     JSON.stringify({ kind: 'Status', status: 'Failure', code, message, ...(reason ? { reason } : {}) }),
   );
+}
+
+/** RFC 7386 on a flat string map: null removes a key, a string sets it. */
+function mergePatch(current: Record<string, string>, patch: unknown): Record<string, string> {
+  const merged = { ...current };
+  for (const [key, value] of Object.entries((patch ?? {}) as Record<string, string | null>)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
 }

@@ -74,12 +74,14 @@ describe('NodeLabelWatcher', () => {
     expect(watcher.value).toBeUndefined();
 
     expect(api.requests[0]).toEqual({
+      method: 'GET',
       path: '/api/v1/nodes/node-a',
       query: {},
       authorization: 'Bearer token-1',
     });
     expect(watchRequests(api)).toEqual([
       {
+        method: 'GET',
         path: '/api/v1/nodes',
         query: {
           fieldSelector: 'metadata.name=node-a',

@@ -39,6 +39,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "vgpu-agent.fullname" .) .Values.serviceAccount.name }}
 {{- end }}
 
+{{/* Where GPU feature labels go: off, nfd or api (a YAML `off` arrives as false). */}}
+{{- define "vgpu-agent.nodeLabelsOutput" -}}
+{{- $output := toString .Values.nodeLabels.output }}
+{{- if has $output (list "nfd" "api") }}{{ $output }}{{ else }}off{{ end }}
+{{- end }}
+
+{{/* Whether the pod talks to the API: the config label (kubeApi) or GPU feature labels patched onto the Node. */}}
+{{- define "vgpu-agent.usesApi" -}}
+{{- if or .Values.kubeApi.enabled (eq (include "vgpu-agent.nodeLabelsOutput" .) "api") }}true{{ end }}
+{{- end }}
+
 {{- define "vgpu-agent.configMapName" -}}
 {{- default (printf "%s-config" (include "vgpu-agent.fullname" .)) .Values.config.existingConfigMap }}
 {{- end }}

@@ -21,6 +21,11 @@ import { DEVICE_LABELS, deviceLabels, GPU_LABELS } from './metric-families.js';
 /** The plugin's default: an Unhealthy device that answers again is Healthy after 5 minutes. */
 const RECOVER_AFTER_SECONDS = 300;
 
+const XID_ERRORS_METRIC = 'vgpu_gpu_xid_errors_total';
+const HEALTHY_METRIC = 'vgpu_gpu_healthy';
+/** The series this module registers (the dashboard test checks its queries against them). */
+export const MONITOR_HEALTH_METRICS = [XID_ERRORS_METRIC, HEALTHY_METRIC] as const;
+
 export interface MonitorHealthOptions {
   nvml: Nvml;
   inventory: Inventory;
@@ -43,7 +48,7 @@ export class MonitorHealth {
     });
     for (const warning of warnings) logger.warn(warning);
     const xids = new Counter({
-      name: 'vgpu_gpu_xid_errors_total',
+      name: XID_ERRORS_METRIC,
       help: 'Xid errors the driver reported, by GPU and xid (application Xids included; none while health checks are disabled)',
       labelNames: [...GPU_LABELS, 'xid'],
       registers: [registry],
@@ -67,7 +72,7 @@ export class MonitorHealth {
     const devices = monitoredDevices(inventory).map(({ device }) => device);
     const state = this.monitor.state;
     new Gauge({
-      name: 'vgpu_gpu_healthy',
+      name: HEALTHY_METRIC,
       help: "1 while the GPU or MIG device is Healthy by the plugin's rules, 0 once an Xid or a failed probe marked it (or its GPU) Unhealthy",
       labelNames: DEVICE_LABELS,
       registers: [registry],

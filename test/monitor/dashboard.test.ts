@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { MONITOR_FAMILIES } from '../../src/monitor/metric-families.js';
+import { MONITOR_HEALTH_METRICS } from '../../src/monitor/monitor-health.js';
 import { MonitorMetrics } from '../../src/monitor/monitor-metrics.js';
 import { PluginMetrics } from '../../src/plugin/metrics.js';
 import { metricNames } from '../helpers/promql-names.js';
@@ -31,7 +32,7 @@ interface Dashboard {
 
 /** Series names the agent exports: histograms also as `_bucket`, `_sum` and `_count`. */
 async function exportedNames(): Promise<Set<string>> {
-  const names = new Set(MONITOR_FAMILIES.map((f) => f.name));
+  const names = new Set<string>([...MONITOR_FAMILIES.map((f) => f.name), ...MONITOR_HEALTH_METRICS]);
   const registry = new Registry();
   new MonitorMetrics(registry);
   const metrics = [

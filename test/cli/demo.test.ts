@@ -162,9 +162,11 @@ describe('vgpu-agent demo', () => {
   );
 
   it('reports a failure in one line, without a stack trace, and exits 1', async () => {
-    const run = startDemo(NODES[0]!, { TMPDIR: path.join(packageRoot(), 'no-such-dir') });
+    // A temp directory under a regular file: nothing can create it (Node 24's compile cache creates a
+    // merely missing TMPDIR before the demo would fail on it).
+    const run = startDemo(NODES[0]!, { TMPDIR: path.join(packageRoot(), 'package.json', 'tmp') });
     const { code } = await run.exited;
     expect(code).toBe(1);
-    expect(run.stderr).toMatch(/^vgpu-agent demo: cannot start the simulated "[^"]+" node: ENOENT[^\n]*\n$/);
+    expect(run.stderr).toMatch(/^vgpu-agent demo: cannot start the simulated "[^"]+" node: ENOTDIR[^\n]*\n$/);
   });
 });

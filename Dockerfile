@@ -56,14 +56,19 @@ COPY --from=build /build/dist ./dist
 RUN ln -s /opt/vgpu-agent/dist/cli/main.js /usr/local/bin/vgpu-agent
 # V8's compile cache (Node >= 22.1), warmed here by importing every module once, so that a start finds
 # them compiled (docs/performance.md). Read-only at run time (the chart's read-only root file system):
-# Node then only reads it.
+# Node then only reads it. Node keeps one subdirectory per user id and never reads another user's, so
+# it is warmed for root (the chart runs both containers as root) and for the image's user 1000.
 ENV NODE_COMPILE_CACHE=/opt/vgpu-agent/compile-cache
-RUN node --input-type=module -e "import { readdirSync } from 'node:fs'; \
-      for (const f of readdirSync('dist', { recursive: true })) \
-        if (f.endsWith('.js') && f !== 'cli/main.js') await import('./dist/' + f);" \
+ARG WARM_COMPILE_CACHE="import { readdirSync } from 'node:fs'; \
+  for (const f of readdirSync('dist', { recursive: true })) \
+    if (f.endsWith('.js') && f !== 'cli/main.js') await import('./dist/' + f);"
+RUN mkdir compile-cache \
+ && node --input-type=module -e "$WARM_COMPILE_CACHE" \
  && vgpu-agent version >/dev/null \
- && chmod -R a+rX compile-cache
+ && chmod -R a+rX compile-cache \
+ && chown 1000:1000 compile-cache
 # The base image's `node` user, by number so that Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
+RUN node --input-type=module -e "$WARM_COMPILE_CACHE" && vgpu-agent version >/dev/null
 ENTRYPOINT ["vgpu-agent"]
 CMD ["--help"]

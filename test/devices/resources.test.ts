@@ -335,6 +335,26 @@ describe('buildResources: what kubelet can receive', () => {
   });
 });
 
+/** HAMi mode's settings with HAMi's chart defaults and 3 replicas per GPU. */
+function hami(overrides: Partial<NonNullable<SharingConfig['hami']>> = {}): SharingConfig['hami'] {
+  return {
+    resourceCountName: 'nvidia.com/gpu',
+    resourceMemoryName: 'nvidia.com/gpumem',
+    resourceMemoryPercentageName: 'nvidia.com/gpumem-percentage',
+    resourceCoreName: 'nvidia.com/gpucores',
+    resourcePriorityName: 'nvidia.com/priority',
+    deviceSplitCount: 3,
+    deviceMemoryScaling: 1,
+    deviceCoreScaling: 1,
+    preConfiguredDeviceMemory: 0,
+    disableCoreLimit: false,
+    libCudaLogLevel: null,
+    hookPath: '/usr/local/vgpu',
+    nodeLockTimeoutSeconds: 300,
+    ...overrides,
+  };
+}
+
 describe('parseDeviceId: back from the IDs kubelet was given to the device behind them', () => {
   it('gives the GPU or MIG device and the share of every ID the plugin advertises, any mode', () => {
     const configs: [string, SharingConfig][] = [
@@ -396,22 +416,7 @@ describe('parseDeviceId: back from the IDs kubelet was given to the device behin
 
   it("reads HAMi mode's <uuid>-<n> replicas given the node's UUIDs, and only those UUIDs", () => {
     const node = linkedInventory(2);
-    const hamiSettings = {
-      resourceCountName: 'nvidia.com/gpu',
-      resourceMemoryName: 'nvidia.com/gpumem',
-      resourceMemoryPercentageName: 'nvidia.com/gpumem-percentage',
-      resourceCoreName: 'nvidia.com/gpucores',
-      resourcePriorityName: 'nvidia.com/priority',
-      deviceSplitCount: 3,
-      deviceMemoryScaling: 1,
-      deviceCoreScaling: 1,
-      preConfiguredDeviceMemory: 0,
-      disableCoreLimit: false,
-      libCudaLogLevel: null,
-      hookPath: '/usr/local/vgpu',
-      nodeLockTimeoutSeconds: 300,
-    };
-    const devices = buildResources(sharing({ hami: hamiSettings }), node).resources.flatMap((r) => r.devices);
+    const devices = buildResources(sharing({ hami: hami() }), node).resources.flatMap((r) => r.devices);
     const known = new Set(node.gpus.map((g) => g.uuid));
     expect(devices).toHaveLength(6);
     for (const device of devices) {
@@ -426,23 +431,6 @@ describe('parseDeviceId: back from the IDs kubelet was given to the device behin
 });
 
 describe('buildResources: HAMi scheduler mode', () => {
-  const hami = (overrides: Partial<NonNullable<SharingConfig['hami']>> = {}): SharingConfig['hami'] => ({
-    resourceCountName: 'nvidia.com/gpu',
-    resourceMemoryName: 'nvidia.com/gpumem',
-    resourceMemoryPercentageName: 'nvidia.com/gpumem-percentage',
-    resourceCoreName: 'nvidia.com/gpucores',
-    resourcePriorityName: 'nvidia.com/priority',
-    deviceSplitCount: 3,
-    deviceMemoryScaling: 1,
-    deviceCoreScaling: 1,
-    preConfiguredDeviceMemory: 0,
-    disableCoreLimit: false,
-    libCudaLogLevel: null,
-    hookPath: '/usr/local/vgpu',
-    nodeLockTimeoutSeconds: 300,
-    ...overrides,
-  });
-
   it("deviceSplitCount replicas per GPU with HAMi's IDs <uuid>-<n>, under resourceCountName", () => {
     expect(summary(linkedInventory(2), sharing({ hami: hami() }))).toEqual([
       ['nvidia.com/gpu', 'hami', [0, 1].flatMap((g) => [0, 1, 2].map((n) => `${uuidOf(g)}-${n}`))],

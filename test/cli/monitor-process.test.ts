@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { mockNvmlLibraryPath } from '../../src/paths.js';
 import { MockNode } from '../../src/sim/mock-node.js';
-import { killAll, logLine, runCli } from '../helpers/cli-process.js';
+import { killAll, logLine, runCli, runMonitorCli } from '../helpers/cli-process.js';
 import { containerCgroup, FakeHostProc, holdStatRead, hostCgroup } from '../helpers/fake-proc.js';
 import { twoGpuState } from '../helpers/mock-nvml.js';
 import { monitorState } from '../helpers/monitor-state.js';
@@ -55,23 +55,7 @@ async function simulatedNode(): Promise<{ node: MockNode; proc: FakeHostProc }> 
   return { node, proc };
 }
 
-function startMonitor(node: MockNode, extraArgs: string[] = []) {
-  return runCli(
-    [
-      'monitor',
-      '--host-proc',
-      node.hostPaths.procRoot,
-      '--host-sys',
-      node.hostPaths.sysfsRoot,
-      '--metrics-address',
-      '127.0.0.1:0',
-      '--interval',
-      '200ms',
-      ...extraArgs,
-    ],
-    { MOCK_NVML_STATE: node.statePath, NVML_LIBRARY: mockNvmlLibraryPath(), NODE_NAME: 'gpu-node-1' },
-  );
-}
+const startMonitor = runMonitorCli;
 
 describe('vgpu-agent monitor (process)', () => {
   it('serves per-container series once the first collection is done, and exits 0 on SIGTERM', async () => {

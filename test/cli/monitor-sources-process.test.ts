@@ -14,7 +14,7 @@ import { CA_FILE_ENV, TOKEN_FILE_ENV } from '../../src/kube/in-cluster.js';
 import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
 import { MockNode } from '../../src/sim/mock-node.js';
 import { PodResourcesServer, type PodResourcesView } from '../../src/sim/pod-resources.js';
-import { killAll, logLine, runCli } from '../helpers/cli-process.js';
+import { killAll, logLine, runCli, runMonitorCli } from '../helpers/cli-process.js';
 import { containerCgroup, FakeHostProc } from '../helpers/fake-proc.js';
 import { twoGpuState } from '../helpers/mock-nvml.js';
 import { scrape, seriesValue } from '../helpers/scrape.js';
@@ -104,26 +104,10 @@ describe('vgpu-agent monitor with --kube-api, --pod-resources-socket and --compa
     const secrets = await tempDir('vgpu-sa-');
     const tokenFile = path.join(secrets, 'token');
     await writeFile(tokenFile, 'monitor-token\n');
-    const run = runCli(
-      [
-        'monitor',
-        '--host-proc',
-        node.hostPaths.procRoot,
-        '--host-sys',
-        node.hostPaths.sysfsRoot,
-        '--metrics-address',
-        '127.0.0.1:0',
-        '--interval',
-        '200ms',
-        '--kube-api',
-        '--pod-resources-socket',
-        await podResources(),
-        '--compat',
-        'dcgm',
-      ],
+    const run = runMonitorCli(
+      node,
+      ['--kube-api', '--pod-resources-socket', await podResources(), '--compat', 'dcgm'],
       {
-        MOCK_NVML_STATE: node.statePath,
-        NVML_LIBRARY: mockNvmlLibraryPath(),
         NODE_NAME: NODE,
         KUBERNETES_SERVICE_HOST: '127.0.0.1',
         KUBERNETES_SERVICE_PORT: String(api.port),

@@ -4,7 +4,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { packageRoot } from '../../src/paths.js';
+import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
+import type { MockNode } from '../../src/sim/mock-node.js';
 
 export const CLI = path.join(packageRoot(), 'dist/cli/main.js');
 
@@ -66,4 +67,26 @@ export function runCliProcess(
     await run.exited;
   });
   return run;
+}
+
+/**
+ * `vgpu-agent monitor` on a simulated node: the mock NVML, the node's generated /proc and /sys, an
+ * ephemeral port and a 200 ms interval; `env` adds to (or overrides) NODE_NAME=gpu-node-1.
+ */
+export function runMonitorCli(node: MockNode, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): CliRun {
+  return runCli(
+    [
+      'monitor',
+      '--host-proc',
+      node.hostPaths.procRoot,
+      '--host-sys',
+      node.hostPaths.sysfsRoot,
+      '--metrics-address',
+      '127.0.0.1:0',
+      '--interval',
+      '200ms',
+      ...extraArgs,
+    ],
+    { MOCK_NVML_STATE: node.statePath, NVML_LIBRARY: mockNvmlLibraryPath(), NODE_NAME: 'gpu-node-1', ...env },
+  );
 }

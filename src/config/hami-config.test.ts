@@ -60,6 +60,7 @@ describe('sharing.hami', () => {
       disableCoreLimit: false,
       libCudaLogLevel: null,
       hookPath: '/usr/local/vgpu',
+      topologyScore: false,
       nodeLockTimeoutSeconds: 300,
     });
     expect(configOf('version: v1').config.sharing.hami).toBeNull();

@@ -124,6 +124,18 @@ export const hamiSchema = z.strictObject({
           "HAMi's monitor expects.",
       }),
     ),
+  topologyScore: z
+    .boolean()
+    .default(false)
+    .meta(
+      doc({
+        description:
+          'Also publish how well each pair of GPUs is connected (NVLinks and PCIe distance) in the ' +
+          "`hami.io/node-nvidia-score` node annotation, for HAMi's `topology-aware` GPU scheduling policy " +
+          "(HAMi's plugin does it with `ENABLE_TOPOLOGY_SCORE=true`, which HAMi's chart sets for that " +
+          'policy). Turned off, the agent leaves that annotation as it is, as HAMi does.',
+      }),
+    ),
   nodeLockTimeoutSeconds: z
     .int()
     .min(1)

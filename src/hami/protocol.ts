@@ -6,6 +6,11 @@
 
 /** Node: the GPUs the node offers, a JSON array (v2.8+ format). */
 export const REGISTER_ANNOTATION = 'hami.io/node-nvidia-register';
+/**
+ * Node: how well each pair of GPUs is connected, JSON `[{uuid, score: {<peer uuid>: int}}]`; HAMi's
+ * scheduler reads it for its `topology-aware` GPU policy (pkg/device/nvidia/device.go).
+ */
+export const SCORE_ANNOTATION = 'hami.io/node-nvidia-score';
 /** Node: `<RFC3339 time>,<namespace>,<pod>`, set by the scheduler when it binds a pod here. */
 export const NODE_LOCK_ANNOTATION = 'hami.io/mutex.lock';
 /** Pod: per container, the devices still to hand out (init containers first). */
@@ -154,6 +159,26 @@ export function encodeRegisterAnnotation(gpus: readonly RegisteredGpu[]): string
     return out;
   });
   return goJson(items);
+}
+
+/** One GPU's entry of the score annotation: its score with every other registered GPU. */
+export interface GpuPairScores {
+  uuid: string;
+  score: Readonly<Record<string, number>>;
+}
+
+/**
+ * The score annotation as Go's encoding/json writes HAMi's `ListDeviceScore`: `uuid` then `score`
+ * (never omitted: one GPU alone gets `"score":{}`), map keys sorted bytewise as Go sorts them.
+ */
+export function encodeScoreAnnotation(gpus: readonly GpuPairScores[]): string {
+  const bytewise = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return goJson(
+    gpus.map((g) => ({
+      uuid: g.uuid,
+      score: Object.fromEntries(Object.entries(g.score).sort(([a], [b]) => bytewise(a, b))),
+    })),
+  );
 }
 
 function goJson(value: unknown): string {

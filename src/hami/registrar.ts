@@ -2,9 +2,10 @@
  * Keeps the node's `hami.io/node-nvidia-register` annotation equal to what the node offers HAMi's
  * scheduler: recomputed from inventory, health and config whenever one changes (a GPU turning
  * Unhealthy or lost is registered without `health`, so the scheduler skips it), patched only when the
- * value changed, retried with backoff while the API fails. The scheduler itself writes the handshake
- * annotation (`Requesting_<time>`) and judges the node by its allocatable count, so nothing else is
- * written here.
+ * value changed, retried with backoff while the API fails. With `topologyScore` on, the
+ * `hami.io/node-nvidia-score` annotation follows the same rule; with it off the agent leaves that
+ * annotation alone, as HAMi's plugin does. The scheduler itself writes the handshake annotation
+ * (`Requesting_<time>`) and judges the node by its allocatable count, so nothing else is written here.
  */
 import type { Logger } from 'pino';
 import { Backoff } from '../backoff.js';
@@ -15,11 +16,14 @@ import type { AdvertisedDevice } from '../devices/resource-types.js';
 import type { HamiKubeClient } from '../kube/client.js';
 import {
   encodeRegisterAnnotation,
+  encodeScoreAnnotation,
   HAMI_CORE_MODE,
   REGISTER_ANNOTATION,
   type RegisteredGpu,
   registeredType,
+  SCORE_ANNOTATION,
 } from './protocol.js';
+import type { HamiTopologyScores } from './topology-score.js';
 
 /** What HAMi registers for each GPU the node advertises, in index order. */
 export function registeredGpus(
@@ -61,32 +65,48 @@ export interface HamiRegistrarOptions {
   retry?: { initialMs?: number; maxMs?: number };
 }
 
+/** Annotation values to write; null removes the annotation. */
+type Annotations = Record<string, string | null>;
+
 export class HamiRegistrar {
-  /** the value the node should carry; null = remove it (the mode was turned off) */
-  private wanted: string | null | undefined;
-  /** the value last written successfully */
-  private published: string | null | undefined;
+  /** what the node should carry; a key left out is left as it is on the node */
+  private wanted: Annotations = {};
+  /** the values last written successfully */
+  private readonly published: Annotations = {};
   private running: Promise<void> | undefined;
   private readonly backoff: Backoff;
   private readonly stopping = new AbortController();
   private readonly logger: Logger;
 
   constructor(private readonly options: HamiRegistrarOptions) {
-    this.logger = options.logger.child({ node: options.nodeName, annotation: REGISTER_ANNOTATION });
+    this.logger = options.logger.child({ node: options.nodeName });
     this.backoff = new Backoff({ initialMs: 500, maxMs: 30_000, ...options.retry, unref: true });
   }
 
-  /** The GPUs to register now; patches the node if that changes the annotation. */
-  update(gpus: readonly RegisteredGpu[]): void {
-    this.want(encodeRegisterAnnotation(gpus));
+  /**
+   * The GPUs to register now, and their pair scores when `topologyScore` is on (undefined: the score
+   * annotation is left alone); patches the node with whichever value changes.
+   */
+  update(gpus: readonly RegisteredGpu[], topology?: HamiTopologyScores): void {
+    const wanted: Annotations = { [REGISTER_ANNOTATION]: encodeRegisterAnnotation(gpus) };
+    if (topology) {
+      wanted[SCORE_ANNOTATION] = encodeScoreAnnotation(topology.scores);
+      if (topology.asymmetric.length > 0 && this.wanted[SCORE_ANNOTATION] !== wanted[SCORE_ANNOTATION]) {
+        this.logger.warn(
+          { pairs: topology.asymmetric.map((pair) => pair.join(' <-> ')) },
+          'only one GPU of these pairs reports NVLinks to the other (a failing link or driver?): scored 0, as HAMi does',
+        );
+      }
+    }
+    this.want(wanted);
   }
 
-  /** HAMi mode turned off: the scheduler must no longer see GPUs here. */
+  /** HAMi mode turned off: the scheduler must no longer see GPUs (or scores) here. */
   withdraw(): void {
-    this.want(null);
+    this.want({ [REGISTER_ANNOTATION]: null, [SCORE_ANNOTATION]: null });
   }
 
-  /** Resolves once the wanted value is written (or the registrar stopped); for tests and shutdown. */
+  /** Resolves once the wanted values are written (or the registrar stopped); for tests and shutdown. */
   async settled(): Promise<void> {
     while (this.running) await this.running;
   }
@@ -95,32 +115,33 @@ export class HamiRegistrar {
     this.stopping.abort();
   }
 
-  private want(value: string | null): void {
-    this.wanted = value;
+  private want(values: Annotations): void {
+    this.wanted = values;
     if (!this.running) this.running = this.publishLoop().finally(() => (this.running = undefined));
   }
 
-  /** Writes until the node carries the latest wanted value; one patch at a time. */
+  /** The wanted values the node does not carry yet. */
+  private changes(): Annotations | undefined {
+    const changed = Object.entries(this.wanted).filter(([key, value]) => this.published[key] !== value);
+    return changed.length === 0 ? undefined : Object.fromEntries(changed);
+  }
+
+  /** Writes until the node carries the latest wanted values; one patch at a time. */
   private async publishLoop(): Promise<void> {
     const { signal } = this.stopping;
-    while (!signal.aborted && this.wanted !== this.published) {
-      const value = this.wanted ?? null;
+    for (let patch = this.changes(); patch && !signal.aborted; patch = this.changes()) {
       try {
-        await this.options.client.patchNodeAnnotations(
-          this.options.nodeName,
-          { [REGISTER_ANNOTATION]: value },
-          signal,
-        );
-        this.published = value;
+        await this.options.client.patchNodeAnnotations(this.options.nodeName, patch, signal);
+        Object.assign(this.published, patch);
         this.backoff.reset();
         this.logger.info(
-          { value },
-          value === null ? 'HAMi registration removed' : 'registered GPUs for HAMi',
+          { annotations: patch },
+          patch[REGISTER_ANNOTATION] === null ? 'HAMi registration removed' : 'HAMi node annotations updated',
         );
       } catch (err) {
         if (signal.aborted) return;
         const retryInMs = this.backoff.next();
-        this.logger.warn({ err, retryInMs }, 'cannot write the HAMi register annotation; retrying');
+        this.logger.warn({ err, retryInMs }, 'cannot write the HAMi node annotations; retrying');
         await this.backoff.pause(retryInMs, signal);
       }
     }

@@ -12,6 +12,7 @@ import type { ResourceSpec } from '../devices/resource-types.js';
 import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
 import { HamiAllocator } from '../hami/allocator.js';
 import { HamiRegistrar, registeredGpus } from '../hami/registrar.js';
+import { hamiTopologyScores } from '../hami/topology-score.js';
 import type { HamiKubeClient } from '../kube/client.js';
 import { detectHamiCore } from '../runtime/hami-core-host.js';
 import type { Component, NodeRuntime } from '../runtime/node-runtime.js';
@@ -61,11 +62,14 @@ export class PluginAgent implements Component {
   private readonly hami: { allocator: HamiAllocator; registrar: HamiRegistrar } | undefined;
   /** the register annotation is on the node (HAMi mode was on) */
   private hamiRegistered = false;
+  /** GPU pair scores: the inventory's topology does not change while the agent runs */
+  private readonly topology: TopologyScores;
 
   private constructor(private readonly options: PluginAgentOptions) {
     const { runtime, tuning } = options;
     this.logger = runtime.logger;
     this.config = options.config;
+    this.topology = TopologyScores.of(runtime.inventory);
     const metrics = new PluginMetrics(runtime.metrics.registry);
     this.metrics = metrics;
     const { warnings, ...checks } = healthChecksFromEnv(options.env, options.config.health);
@@ -144,7 +148,7 @@ export class PluginAgent implements Component {
     return buildResources(sharingConfigOf(config), this.inventory);
   }
 
-  /** HAMi mode: the node's register annotation follows resources, health and config (patched on change). */
+  /** HAMi mode: the node annotations follow resources, health and config (patched on change). */
   private registerForHami(): void {
     if (!this.hami) return;
     const { hami } = this.config.sharing;
@@ -155,7 +159,14 @@ export class PluginAgent implements Component {
     }
     const resource = this.manager.resource(hami.resourceCountName);
     const devices = resource?.devices ?? [];
-    this.hami.registrar.update(registeredGpus(devices, this.inventory, this.health.state, hami));
+    const gpus = registeredGpus(devices, this.inventory, this.health.state, hami);
+    const scores = hami.topologyScore
+      ? hamiTopologyScores(
+          gpus.map((gpu) => gpu.id),
+          this.topology,
+        )
+      : undefined;
+    this.hami.registrar.update(gpus, scores);
     this.hamiRegistered = true;
   }
 
@@ -199,7 +210,7 @@ export class PluginAgent implements Component {
       health: this.health.state,
       allocate: await allocateSettingsFrom(config),
       sharedAllocationPolicy: config.flags.plugin.sharedDevicesAllocationPolicy,
-      topology: TopologyScores.of(this.inventory),
+      topology: this.topology,
     };
     const split = built.resources.filter((r) => r.sharing === 'split');
     this.metrics.splitLimitsEnforced.reset();

@@ -55,11 +55,16 @@ function pcieScore(level: number): number {
 /** Pairwise connectivity scores between GPUs, by UUID; built once per inventory. */
 export class TopologyScores {
   private readonly scores = new Map<string, Map<string, number>>();
+  /** `a\nb` when a counts NVLinks to b (each GPU counts its own links, so b may disagree) */
+  private readonly nvlinked = new Set<string>();
 
   constructor(gpus: readonly Gpu[]) {
     for (const gpu of gpus) {
       const peers = new Map<string, number>();
-      for (const link of gpu.links) peers.set(link.peerUuid, link.nvlinks * 100 + pcieScore(link.pcieLevel));
+      for (const link of gpu.links) {
+        peers.set(link.peerUuid, link.nvlinks * 100 + pcieScore(link.pcieLevel));
+        if (link.nvlinks > 0) this.nvlinked.add(`${gpu.uuid}\n${link.peerUuid}`);
+      }
       this.scores.set(gpu.uuid, peers);
     }
   }
@@ -68,8 +73,17 @@ export class TopologyScores {
     return new TopologyScores(inventory.gpus);
   }
 
+  /** a's score of its connection to b (0 for a GPU it does not know). */
   pair(a: string, b: string): number {
     return this.scores.get(a)?.get(b) ?? 0;
+  }
+
+  /**
+   * Both GPUs see NVLinks between them, or neither does. One-sided NVLinks mean the driver reports
+   * the links of one end only (a failing link or driver); HAMi's topology score reads that as 0.
+   */
+  symmetric(a: string, b: string): boolean {
+    return this.nvlinked.has(`${a}\n${b}`) === this.nvlinked.has(`${b}\n${a}`);
   }
 
   setScore(uuids: readonly string[]): number {

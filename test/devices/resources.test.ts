@@ -350,6 +350,7 @@ function hami(overrides: Partial<NonNullable<SharingConfig['hami']>> = {}): Shar
     disableCoreLimit: false,
     libCudaLogLevel: null,
     hookPath: '/usr/local/vgpu',
+    topologyScore: false,
     nodeLockTimeoutSeconds: 300,
     ...overrides,
   };

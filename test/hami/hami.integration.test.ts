@@ -10,12 +10,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type HamiPod, HttpKubeClient } from '../../src/kube/client.js';
 import { createLogger } from '../../src/log.js';
 import { SplitDirectories } from '../../src/monitor/split-directories.js';
-import { tempDir, usePluginNodes } from '../helpers/plugin-node.js';
+import { fixtureNode } from '../helpers/fixture-nodes.js';
+import { type RunningPluginNode, tempDir, usePluginNodes } from '../helpers/plugin-node.js';
 import { FakeHamiApi } from '../kube/fake-hami-api.js';
 
 const NODE = 'gpu-node-1';
 const GPU = 'nvidia.com/gpu';
 const REGISTER = 'hami.io/node-nvidia-register';
+const SCORE = 'hami.io/node-nvidia-score';
 const LOCK = 'hami.io/mutex.lock';
 const TO_ALLOCATE = 'hami.io/vgpu-devices-to-allocate';
 const PHASE = 'hami.io/bind-phase';
@@ -110,6 +112,82 @@ describe('HAMi mode: registration', () => {
     expect(api.nodePatches()).toHaveLength(2);
   });
 });
+
+describe('HAMi mode: topology scores (sharing.hami.topologyScore)', () => {
+  /** nvlink-across-numa with HAMi mode from a ConfigMap (followed live); `hami` is the sharing.hami body. */
+  async function startScored(hami: string, annotations: Record<string, string> = {}) {
+    const api = await FakeHamiApi.start(NODE);
+    cleanups.push(() => api.close());
+    api.nodeAnnotations = { ...annotations };
+    const hook = await hookDir();
+    const configOf = (body: string | null) => ({
+      default: body === null ? 'version: v1' : `sharing: {hami: {hookPath: ${hook}, ${body}}}`,
+    });
+    const state = await fixtureNode('nvlink-across-numa');
+    const client = new HttpKubeClient({ server: api.url });
+    const running = await startNode(state, { configMap: configOf(hami), kube: { client, nodeName: NODE } });
+    await running.kubelet.waitFor((s) => s.get(GPU)?.devices.length === 40);
+    await running.agent.hamiRegistrationSettled();
+    const reload = async (body: string | null) => {
+      const applied = appliedReloads(running);
+      await running.configMap!.write(configOf(body));
+      await expect.poll(() => appliedReloads(running), { timeout: 10_000 }).toBe(applied + 1);
+      await running.agent.hamiRegistrationSettled();
+    };
+    return { api, running, reload, gpus: state.devices.map((d) => d.uuid) };
+  }
+  const appliedReloads = (running: RunningPluginNode) =>
+    running.logs.filter((l) => l.msg === 'config reloaded and applied').length;
+
+  it("enabled: written with the register annotation in HAMi's JSON, patched again only when it changes", async () => {
+    const { api, running, reload, gpus } = await startScored('topologyScore: true');
+    const [g0, g1, g2, g3] = gpus as [string, string, string, string];
+    // HAMi's pair scores: 100 per NVLink (pairs 0-2 and 1-3 have 4) + 50 same PCIe switch, 10 across CPUs.
+    const scores =
+      `[{"uuid":"${g0}","score":{"${g1}":50,"${g2}":410,"${g3}":10}},` +
+      `{"uuid":"${g1}","score":{"${g0}":50,"${g2}":10,"${g3}":410}},` +
+      `{"uuid":"${g2}","score":{"${g0}":410,"${g1}":10,"${g3}":50}},` +
+      `{"uuid":"${g3}","score":{"${g0}":10,"${g1}":410,"${g2}":50}}]`;
+    expect(api.nodeAnnotations[SCORE]).toBe(scores);
+    expect(api.nodePatches()).toEqual([
+      { metadata: { annotations: { [REGISTER]: api.nodeAnnotations[REGISTER], [SCORE]: scores } } },
+    ]);
+
+    // A GPU turning Unhealthy changes the registration, not the scores: only the register is patched.
+    await running.node.injectEvent({ uuid: g1, xid: 48 });
+    await running.kubelet.waitFor((s) => s.get(GPU)!.devices.some((d) => d.health === 'Unhealthy'));
+    await running.agent.hamiRegistrationSettled();
+    expect(api.nodePatches()).toHaveLength(2);
+    expect(Object.keys((api.nodePatches()[1] as PatchBody).metadata.annotations)).toEqual([REGISTER]);
+
+    // Turned off by a reload: left as it is, as HAMi's plugin leaves it; HAMi mode off: both removed.
+    await reload('topologyScore: false');
+    expect(api.nodePatches()).toHaveLength(2);
+    expect(api.nodeAnnotations[SCORE]).toBe(scores);
+    await reload(null);
+    expect(api.nodeAnnotations).not.toHaveProperty(REGISTER);
+    expect(api.nodeAnnotations).not.toHaveProperty(SCORE);
+  });
+
+  it('disabled (the default): never written, and a score annotation already on the node is left alone', async () => {
+    const stale = '[{"uuid":"GPU-from-hami","score":{}}]';
+    const { api, reload } = await startScored('deviceSplitCount: 10', { [SCORE]: stale });
+    expect(api.nodeAnnotations[REGISTER]).toBeDefined();
+    expect(api.nodeAnnotations[SCORE]).toBe(stale);
+    expect(api.nodePatches()).toEqual([
+      { metadata: { annotations: { [REGISTER]: api.nodeAnnotations[REGISTER] } } },
+    ]);
+
+    // Turned on by a reload: the scores are written at once, the registration being unchanged.
+    await reload('deviceSplitCount: 10, topologyScore: true');
+    expect(api.nodePatches()).toHaveLength(2);
+    expect(JSON.parse(api.nodeAnnotations[SCORE]!)).toHaveLength(4);
+  });
+});
+
+interface PatchBody {
+  metadata: { annotations: Record<string, string | null> };
+}
 
 describe('HAMi mode: Allocate from the scheduler decision', () => {
   it("leaves a directory the monitor joins to the container through kubelet's IDs, with the decided limits", async () => {

@@ -19,9 +19,16 @@ import { nodeLabels } from '../devices/node-labels.js';
 import type { ResourceSpec, SliceLimits } from '../devices/resource-types.js';
 import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
 import { errorMessage } from '../errors.js';
-import { encodeRegisterAnnotation, REGISTER_ANNOTATION } from '../hami/protocol.js';
+import {
+  encodeRegisterAnnotation,
+  encodeScoreAnnotation,
+  REGISTER_ANNOTATION,
+  SCORE_ANNOTATION,
+} from '../hami/protocol.js';
 import { registeredGpus } from '../hami/registrar.js';
+import { topologyScoresFor } from '../hami/topology-score.js';
 import { mockNodePath } from '../paths.js';
+import { TopologyScores } from '../plugin/preferred-allocation.js';
 import type { Result } from '../result.js';
 import { inventoryFromMockState } from '../sim/state-inventory.js';
 import { type Command, type CommandIo, ExitCode } from './command.js';
@@ -262,7 +269,7 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
         ...targetsOf(r),
         failRequestsGreaterThanOne: r.failRequestsGreaterThanOne,
         ...(r.sharing === 'split' ? { slices: sliceShapes(r) } : {}),
-        ...(r.sharing === 'hami' ? { hamiRegister: hamiRegisterValue(report, r) } : {}),
+        ...(r.sharing === 'hami' ? hamiJson(report, r) : {}),
         ids: r.devices.map((d) => d.id),
       })),
       labels: report.labels,
@@ -293,23 +300,47 @@ function writeReport(io: CommandIo, report: CheckReport, json: boolean): void {
   io.stdout.write(`${lines.join('\n')}\n`);
 }
 
-/** HAMi mode: the node annotation the scheduler would read, every GPU healthy (as at start). */
-function hamiRegisterValue(report: CheckReport, resource: ResourceSpec): string | undefined {
+/**
+ * HAMi mode: the node annotations the scheduler would read, every GPU healthy (as at start); the
+ * topology scores only with `topologyScore` on.
+ */
+function hamiAnnotations(
+  report: CheckReport,
+  resource: ResourceSpec,
+): { register: string; score?: string } | undefined {
   const { hami } = report.config.config.sharing;
   if (!hami) return undefined;
-  return encodeRegisterAnnotation(
-    registeredGpus(resource.devices, report.inventory, new HealthState(), hami),
-  );
+  const gpus = registeredGpus(resource.devices, report.inventory, new HealthState(), hami);
+  const scores = topologyScoresFor(hami, gpus, TopologyScores.of(report.inventory));
+  return {
+    register: encodeRegisterAnnotation(gpus),
+    ...(scores ? { score: encodeScoreAnnotation(scores.scores) } : {}),
+  };
+}
+
+/** `hamiRegister` and, with topologyScore on, `hamiScore`: the annotation values as written. */
+function hamiJson(report: CheckReport, resource: ResourceSpec): Record<string, string> {
+  const annotations = hamiAnnotations(report, resource);
+  if (!annotations) return {};
+  return {
+    hamiRegister: annotations.register,
+    ...(annotations.score === undefined ? {} : { hamiScore: annotations.score }),
+  };
 }
 
 function hamiLines(report: CheckReport): string[] {
   const { hami } = report.config.config.sharing;
   const resource = report.resources.find((r) => r.sharing === 'hami');
-  if (!hami || !resource) return [];
+  const annotations = resource && hamiAnnotations(report, resource);
+  if (!hami || !annotations) return [];
   return [
     '',
     `HAMi scheduler: ${report.nodeName} would register (node annotation ${REGISTER_ANNOTATION}):`,
-    `  ${hamiRegisterValue(report, resource)}`,
+    `  ${annotations.register}`,
+    annotations.score === undefined
+      ? `  topology scores (${SCORE_ANNOTATION}): not written (sharing.hami.topologyScore is off)`
+      : `  topology scores (node annotation ${SCORE_ANNOTATION}):`,
+    ...(annotations.score === undefined ? [] : [`  ${annotations.score}`]),
     `  pods request ${hami.resourceCountName}, ${hami.resourceMemoryName} (MiB), ` +
       `${hami.resourceMemoryPercentageName}, ${hami.resourceCoreName} (%), ${hami.resourcePriorityName}`,
   ];

@@ -7,8 +7,9 @@
  * score preferred allocation already uses (TopologyScores), so it is not computed twice. HAMi adds
  * one rule: a pair whose two GPUs disagree on having NVLinks to each other scores 0 both ways.
  */
+import type { HamiSettings } from '../config/schema.js';
 import type { TopologyScores } from '../plugin/preferred-allocation.js';
-import type { GpuPairScores } from './protocol.js';
+import type { GpuPairScores, RegisteredGpu } from './protocol.js';
 
 export interface HamiTopologyScores {
   scores: GpuPairScores[];
@@ -30,4 +31,17 @@ export function hamiTopologyScores(uuids: readonly string[], topology: TopologyS
     return { uuid, score };
   });
   return { scores, asymmetric };
+}
+
+/** The scores of the registered GPUs when `topologyScore` is on; undefined (nothing to write) when off. */
+export function topologyScoresFor(
+  hami: HamiSettings,
+  gpus: readonly RegisteredGpu[],
+  topology: TopologyScores,
+): HamiTopologyScores | undefined {
+  if (!hami.topologyScore) return undefined;
+  return hamiTopologyScores(
+    gpus.map((gpu) => gpu.id),
+    topology,
+  );
 }

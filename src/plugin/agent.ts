@@ -12,7 +12,7 @@ import type { ResourceSpec } from '../devices/resource-types.js';
 import { buildResources, ResourceConfigError, sharingConfigOf } from '../devices/resources.js';
 import { HamiAllocator } from '../hami/allocator.js';
 import { HamiRegistrar, registeredGpus } from '../hami/registrar.js';
-import { hamiTopologyScores } from '../hami/topology-score.js';
+import { topologyScoresFor } from '../hami/topology-score.js';
 import type { HamiKubeClient } from '../kube/client.js';
 import { detectHamiCore } from '../runtime/hami-core-host.js';
 import type { Component, NodeRuntime } from '../runtime/node-runtime.js';
@@ -160,13 +160,7 @@ export class PluginAgent implements Component {
     const resource = this.manager.resource(hami.resourceCountName);
     const devices = resource?.devices ?? [];
     const gpus = registeredGpus(devices, this.inventory, this.health.state, hami);
-    const scores = hami.topologyScore
-      ? hamiTopologyScores(
-          gpus.map((gpu) => gpu.id),
-          this.topology,
-        )
-      : undefined;
-    this.hami.registrar.update(gpus, scores);
+    this.hami.registrar.update(gpus, topologyScoresFor(hami, gpus, this.topology));
     this.hamiRegistered = true;
   }
 

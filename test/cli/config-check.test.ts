@@ -309,5 +309,28 @@ describe('vgpu-agent config check: HAMi mode', () => {
     expect(stdout).toContain(
       'pods request nvidia.com/gpu, nvidia.com/gpumem (MiB), nvidia.com/gpumem-percentage, nvidia.com/gpucores (%), nvidia.com/priority',
     );
+    expect(stdout).toContain(
+      'topology scores (hami.io/node-nvidia-score): not written (sharing.hami.topologyScore is off)',
+    );
+  });
+
+  it('topologyScore: the score annotation too, text and JSON', async () => {
+    const config = await file('hami.yaml', 'sharing: {hami: {topologyScore: true}}');
+    const { code, stdout } = await check([config]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('topology scores (node annotation hami.io/node-nvidia-score):');
+    // GPU 0 of dgx-a100, its peers in UUID order (Go sorts map keys): GPUs 5, 2, 1, 7, 6, 4, 3, scored
+    // 100 per NVLink + 50 same PCIe switch / 20 same NUMA node / 10 across CPUs (test/hami/topology-score.test.ts).
+    expect(stdout).toContain(
+      `  [{"uuid":"${DGX_GPU0}","score":{"GPU-21f05f37-5b5b-4633-546b-48032a1a31a3":110,` +
+        '"GPU-5ff6394d-9a15-1bbb-7cdb-14a6ed5147dd":220,"GPU-6a58171b-627f-eace-6507-82fafa084229":250,' +
+        '"GPU-a6a940a0-1a4d-4bee-4a67-798ff0e658b7":210,"GPU-cc6d0fd4-dbc4-b824-e554-8cedac377e1b":210,' +
+        '"GPU-e49badd2-954d-5046-cf76-41daa6f2824e":210,"GPU-ff98eebc-90c9-0f0a-0cf7-7eb23c76ef1d":120}},',
+    );
+    const report = JSON.parse((await check([config, '--output', 'json'])).stdout);
+    const scores = JSON.parse(report.resources[0].hamiScore) as { uuid: string }[];
+    expect(scores.map((s) => s.uuid)).toEqual(
+      JSON.parse(report.resources[0].hamiRegister).map((g: { id: string }) => g.id),
+    );
   });
 });

@@ -1,16 +1,17 @@
 /**
  * GPU feature labels: the node labels NVIDIA's gpu-feature-discovery (GFD) writes, computed from what
  * the agent already knows (inventory, effective config, lost GPUs, two host facts), so a cluster needs
- * neither GFD nor its DaemonSet; plus vgpu-agent's own labels for split slices. Pure.
+ * neither GFD nor its DaemonSet; plus vgpu-agent's own labels for split slices and HAMi mode. Pure.
  *
  * Names and values follow GFD v0.20 (`internal/lm` of NVIDIA/k8s-device-plugin) for the same node and
  * config; where GFD has no deterministic answer (several GPU models on one node) or cannot know (split
- * slices, an honoured rename, a lost GPU) the choice is ours and docs/labels.md lists it.
+ * slices, HAMi mode, an honoured rename, a lost GPU) the choice is ours and docs/labels.md lists it.
  */
-import type { EffectiveConfig } from '../config/schema.js';
+import type { EffectiveConfig, HamiSettings } from '../config/schema.js';
 import { isLabelValue, isQualifiedName } from '../kube/names.js';
 import type { Gpu, Inventory, MigDevice } from './inventory-types.js';
 import { GPU_RESOURCE, migResourceName } from './mig-strategy.js';
+import type { ResourceSpec } from './resource-types.js';
 import { buildResources, sharingConfigOf } from './resources.js';
 
 /** Our own labels' prefix; GFD's are under `nvidia.com/`. */
@@ -89,7 +90,7 @@ export function nodeLabels(input: NodeLabelInput): NodeLabelSet {
   fullGpuLabels(gpus, sharing, labels);
   migLabels(gpus, config.flags.migStrategy, sharing, labels);
   labels.set('nvidia.com/gpu.mode', gpuMode(gpus, input.host.pciClasses));
-  splitLabels({ ...inventory, gpus }, config, labels, warnings);
+  agentLabels({ ...inventory, gpus }, config, labels, warnings);
   return { labels: validLabels(labels, warnings), warnings };
 }
 
@@ -150,6 +151,14 @@ class SharingLookup {
     for (const r of entries) {
       if (!this.byName.has(r.name))
         this.byName.set(r.name, { replicas: r.shares, renamed: r.rename !== null });
+    }
+    // HAMi mode shares every whole GPU the same way (its own resource name counts as a rename).
+    const { hami } = config.sharing;
+    if (hami) {
+      this.byName.set(GPU_RESOURCE, {
+        replicas: hami.deviceSplitCount,
+        renamed: hami.resourceCountName !== GPU_RESOURCE,
+      });
     }
   }
 
@@ -285,32 +294,49 @@ function gpuMode(gpus: readonly Gpu[], classes: ReadonlyMap<string, number | nul
 }
 
 /**
- * Ours, per split resource as advertised (`vgpu-agent.io/<name>.*`, the name without its domain):
- * `sharing-strategy=split`, `slices` per GPU, and the smallest slice's memory (MiB) and SM percent.
+ * Ours, under `vgpu-agent.io/<name>.` for each split or HAMi resource as advertised (the name without
+ * its domain), built as the plugin builds them so that they describe what kubelet is offered.
  */
-function splitLabels(
+function agentLabels(
   inventory: Inventory,
   config: EffectiveConfig,
   labels: Labels,
   warnings: string[],
 ): void {
-  if (config.sharing.split.resources.length === 0) return;
+  const { split, hami } = config.sharing;
+  if (split.resources.length === 0 && !hami) return;
   let resources: ReturnType<typeof buildResources>['resources'];
   try {
     resources = buildResources(sharingConfigOf(config), inventory).resources;
   } catch (err) {
-    warnings.push(`split labels left out: ${(err as Error).message}`);
+    warnings.push(`${hami ? 'HAMi' : 'split'} labels left out: ${(err as Error).message}`);
     return;
   }
-  for (const resource of resources.filter((r) => r.sharing === 'split')) {
-    const slices = resource.devices.flatMap((d) => (d.slice ? [d.slice] : []));
-    if (slices.length === 0) continue;
-    const slicedGpus = new Set(resource.devices.filter((d) => d.slice).map((d) => d.target.uuid));
-    const perGpu = slices.length / slicedGpus.size;
+  for (const resource of resources) {
     const base = `${AGENT_LABEL_PREFIX}${resource.name.slice(resource.name.indexOf('/') + 1)}`;
-    labels.set(`${base}.sharing-strategy`, 'split');
-    labels.set(`${base}.slices`, String(perGpu));
-    labels.set(`${base}.slice.memory`, String(Math.min(...slices.map((s) => s.memoryMiB))));
-    labels.set(`${base}.slice.cores`, String(Math.min(...slices.map((s) => s.corePercent))));
+    if (resource.sharing === 'split') splitLabels(resource, base, labels);
+    else if (resource.sharing === 'hami' && hami) hamiLabels(hami, base, labels);
   }
+}
+
+/** `sharing-strategy=split`, `slices` per GPU, and the smallest slice's memory (MiB) and SM percent. */
+function splitLabels(resource: ResourceSpec, base: string, labels: Labels): void {
+  const slices = resource.devices.flatMap((d) => (d.slice ? [d.slice] : []));
+  if (slices.length === 0) return;
+  const slicedGpus = new Set(resource.devices.filter((d) => d.slice).map((d) => d.target.uuid));
+  labels.set(`${base}.sharing-strategy`, 'split');
+  labels.set(`${base}.slices`, String(slices.length / slicedGpus.size));
+  labels.set(`${base}.slice.memory`, String(Math.min(...slices.map((s) => s.memoryMiB))));
+  labels.set(`${base}.slice.cores`, String(Math.min(...slices.map((s) => s.corePercent))));
+}
+
+/**
+ * `sharing-strategy=hami`, `split-count` (most containers per GPU) and the scaling factors that set
+ * the memory and compute registered for HAMi's scheduler (above 1: oversubscribed).
+ */
+function hamiLabels(hami: HamiSettings, base: string, labels: Labels): void {
+  labels.set(`${base}.sharing-strategy`, 'hami');
+  labels.set(`${base}.split-count`, String(hami.deviceSplitCount));
+  labels.set(`${base}.memory-scaling`, String(hami.deviceMemoryScaling));
+  labels.set(`${base}.core-scaling`, String(hami.deviceCoreScaling));
 }

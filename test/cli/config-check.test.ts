@@ -312,6 +312,17 @@ describe('vgpu-agent config check: HAMi mode', () => {
     expect(stdout).toContain(
       'topology scores (hami.io/node-nvidia-score): not written (sharing.hami.topologyScore is off)',
     );
+    // The labels: GPUs shared by 5 for GFD's set, HAMi mode and its settings in ours.
+    for (const label of [
+      'nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB-SHARED',
+      'nvidia.com/gpu.replicas=5',
+      'nvidia.com/gpu.sharing-strategy=time-slicing',
+      'vgpu-agent.io/gpu.sharing-strategy=hami',
+      'vgpu-agent.io/gpu.split-count=5',
+      'vgpu-agent.io/gpu.memory-scaling=1.5',
+      'vgpu-agent.io/gpu.core-scaling=1',
+    ])
+      expect(stdout).toContain(`\n  ${label}\n`);
   });
 
   it('topologyScore: the score annotation too, text and JSON', async () => {

@@ -276,6 +276,50 @@ describe('GFD labels of the simulated nodes', () => {
     expect(Object.keys(labels).filter((k) => k.startsWith('vgpu-agent.io/gpu.'))).toEqual([]);
   });
 
+  it('HAMi mode: shared like time-slicing for GFD (replicas = deviceSplitCount), and our own HAMi labels', () => {
+    const { labels } = labelsOf(
+      'dgx-a100',
+      'sharing: {hami: {deviceSplitCount: 5, deviceMemoryScaling: 1.5, deviceCoreScaling: 2}}',
+    );
+    expect(labels).toMatchObject({
+      'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-80GB-SHARED',
+      'nvidia.com/gpu.count': '8',
+      'nvidia.com/gpu.memory': '81920',
+      'nvidia.com/gpu.replicas': '5',
+      'nvidia.com/gpu.sharing-strategy': 'time-slicing',
+      'vgpu-agent.io/gpu.sharing-strategy': 'hami',
+      'vgpu-agent.io/gpu.split-count': '5',
+      'vgpu-agent.io/gpu.memory-scaling': '1.5',
+      'vgpu-agent.io/gpu.core-scaling': '2',
+    });
+    expect(Object.keys(labels).filter((k) => k.startsWith('vgpu-agent.io/gpu.slice'))).toEqual([]);
+  });
+
+  it("HAMi mode under its own resource name: labels under that name, no -SHARED (as a rename); HAMi's defaults", () => {
+    const { labels } = labelsOf('single-t4', 'sharing: {hami: {resourceCountName: nvidia.com/vgpu}}');
+    expect(labels).toMatchObject({
+      'nvidia.com/gpu.product': 'Tesla-T4',
+      'nvidia.com/gpu.replicas': '10',
+      'nvidia.com/gpu.sharing-strategy': 'time-slicing',
+      'vgpu-agent.io/vgpu.sharing-strategy': 'hami',
+      'vgpu-agent.io/vgpu.split-count': '10',
+      'vgpu-agent.io/vgpu.memory-scaling': '1',
+      'vgpu-agent.io/vgpu.core-scaling': '1',
+    });
+    expect(Object.keys(labels).filter((k) => k.startsWith('vgpu-agent.io/gpu.'))).toEqual([]);
+  });
+
+  it('HAMi mode with one replica per GPU: not shared for GFD, still HAMi for us', () => {
+    const { labels } = labelsOf('single-t4', 'sharing: {hami: {deviceSplitCount: 1}}');
+    expect(labels).toMatchObject({
+      'nvidia.com/gpu.product': 'Tesla-T4',
+      'nvidia.com/gpu.replicas': '1',
+      'nvidia.com/gpu.sharing-strategy': 'none',
+      'vgpu-agent.io/gpu.sharing-strategy': 'hami',
+      'vgpu-agent.io/gpu.split-count': '1',
+    });
+  });
+
   it('a lost GPU is not counted; with every GPU lost no GPU label is left', () => {
     const inventory = inventoryOf('dgx-a100');
     const uuids = inventory.gpus.map((g) => g.uuid);

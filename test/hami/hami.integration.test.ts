@@ -10,8 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type HamiPod, HttpKubeClient } from '../../src/kube/client.js';
 import { createLogger } from '../../src/log.js';
 import { SplitDirectories } from '../../src/monitor/split-directories.js';
+import { goRfc3339, HamiApiSimulator, scheduledPod } from '../../src/sim/hami-api.js';
 import { tempDir, usePluginNodes } from '../helpers/plugin-node.js';
-import { FakeHamiApi } from '../kube/fake-hami-api.js';
 
 const NODE = 'gpu-node-1';
 const GPU = 'nvidia.com/gpu';
@@ -39,7 +39,7 @@ async function hookDir(): Promise<string> {
 }
 
 async function start(hami = '{deviceSplitCount: 4}') {
-  const api = await FakeHamiApi.start(NODE);
+  const api = await HamiApiSimulator.start(NODE);
   cleanups.push(() => api.close());
   const hook = await hookDir();
   const config = `sharing: {hami: {hookPath: ${hook}, ${hami.slice(1, -1)}}}`;
@@ -49,38 +49,17 @@ async function start(hami = '{deviceSplitCount: 4}') {
   return { api, hook, running, kubelet: running.kubelet };
 }
 
-/** Go's time.Now().Format(time.RFC3339), with a zone offset as HAMi's scheduler writes it on a node. */
-function rfc3339(msAgo = 0): string {
-  const t = new Date(Date.now() - msAgo + 8 * 3600_000);
-  return `${t.toISOString().slice(0, 19)}+08:00`;
-}
+/** HAMi's scheduler on a node in UTC+8: Go writes the zone offset into the lock's time. */
+const SCHEDULER_ZONE_MINUTES = 8 * 60;
 
 function pod(name: string, toAllocate: string | undefined, spec: Partial<HamiPod['spec']> = {}): HamiPod {
-  return {
-    metadata: {
-      name,
-      namespace: 'default',
-      uid: `uid-${name}`,
-      resourceVersion: '1',
-      annotations: {
-        ...(toAllocate === undefined
-          ? {}
-          : { [TO_ALLOCATE]: toAllocate, 'hami.io/vgpu-devices-allocated': toAllocate }),
-        'hami.io/vgpu-node': NODE,
-        'hami.io/vgpu-time': '1700000000',
-        'hami.io/bind-time': '1700000000',
-        [PHASE]: 'allocating',
-      },
-    },
-    spec: { nodeName: NODE, containers: [{ name: 'main' }], ...spec },
-    status: { phase: 'Pending' },
-  };
+  const p = scheduledPod({ name, nodeName: NODE, toAllocate });
+  return { ...p, spec: { ...p.spec, ...spec } };
 }
 
 /** The scheduler binds `p` here: the pod and the node lock naming it. */
-function bind(api: FakeHamiApi, p: HamiPod, lockAgeMs = 0): void {
-  api.addPod(p);
-  api.nodeAnnotations[LOCK] = `${rfc3339(lockAgeMs)},default,${p.metadata.name}`;
+function bind(api: HamiApiSimulator, p: HamiPod, lockAgeMs = 0): void {
+  api.bind(p, { lockAgeMs, zoneOffsetMinutes: SCHEDULER_ZONE_MINUTES });
 }
 
 describe('HAMi mode: registration', () => {
@@ -247,7 +226,7 @@ describe('HAMi mode: Allocate from the scheduler decision', () => {
 });
 
 describe('HAMi mode: every failure names the pod, sets bind phase failed and releases the lock', () => {
-  const failures: [string, (api: FakeHamiApi) => void, number, RegExp][] = [
+  const failures: [string, (api: HamiApiSimulator) => void, number, RegExp][] = [
     [
       'lock expired',
       (api) => bind(api, pod('f1', `${G0},NVIDIA,1,1:;`), 6 * 60_000),
@@ -304,7 +283,7 @@ describe('HAMi mode: every failure names the pod, sets bind phase failed and rel
     await expect(kubelet.allocate(GPU, 1)).rejects.toThrow(
       /HAMi allocation for node gpu-node-1 failed: no pod being bound/,
     );
-    api.nodeAnnotations[LOCK] = `${rfc3339()},default,gone`;
+    api.nodeAnnotations[LOCK] = `${goRfc3339(new Date(), SCHEDULER_ZONE_MINUTES)},default,gone`;
     await expect(kubelet.allocate(GPU, 1)).rejects.toThrow(/names pod default\/gone, which does not exist/);
     expect(api.nodeAnnotations).not.toHaveProperty(LOCK);
   });

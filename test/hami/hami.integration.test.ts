@@ -11,6 +11,7 @@ import { type HamiPod, HttpKubeClient } from '../../src/kube/client.js';
 import { createLogger } from '../../src/log.js';
 import { SplitDirectories } from '../../src/monitor/split-directories.js';
 import { goRfc3339, HamiApiSimulator, scheduledPod } from '../../src/sim/hami-api.js';
+import { PluginEndpoint } from '../../src/sim/plugin-endpoint.js';
 import { tempDir, usePluginNodes } from '../helpers/plugin-node.js';
 
 const NODE = 'gpu-node-1';
@@ -207,21 +208,65 @@ describe('HAMi mode: Allocate from the scheduler decision', () => {
     expect(response.envs).toMatchObject({ NVIDIA_VISIBLE_DEVICES: G1, CUDA_DEVICE_MEMORY_LIMIT_0: '4000m' });
     expect(api.pod('default', 'p4').metadata.annotations![PHASE]).toBe('success');
   });
+});
 
-  it('pods bound one after another each get their own decision', async () => {
+describe('HAMi mode: concurrent pods', () => {
+  /** The annotation PATCH bodies sent for one pod, in order. */
+  const podPatches = (api: HamiApiSimulator, name: string) =>
+    api.calls
+      .filter((c) => c.method === 'PATCH' && c.path === `/api/v1/namespaces/default/pods/${name}`)
+      .map((c) => (c.body as { metadata: { annotations: Record<string, string> } }).metadata.annotations);
+
+  it('pods bound in succession through the node lock each get their own devices and limits; each pod written once', async () => {
     const { api, kubelet } = await start();
-    for (const [name, gpu, mib] of [
-      ['a', G0, 1000],
-      ['b', G1, 2000],
+    const served = [];
+    for (const [name, gpu, mib, cores] of [
+      ['a', G0, 1000, 10],
+      ['b', G1, 2000, 25],
     ] as const) {
-      bind(api, pod(name, `${gpu},NVIDIA,${mib},10:;`));
+      bind(api, pod(name, `${gpu},NVIDIA,${mib},${cores}:;`));
       const { response } = await kubelet.allocate(GPU, 1);
       expect(response.envs).toMatchObject({
         NVIDIA_VISIBLE_DEVICES: gpu,
         CUDA_DEVICE_MEMORY_LIMIT_0: `${mib}m`,
+        CUDA_DEVICE_SM_LIMIT: String(cores),
       });
+      expect(response.mounts![0]!.host_path).toMatch(new RegExp(`/containers/uid-${name}_main$`));
       expect(api.nodeAnnotations).not.toHaveProperty(LOCK);
+      served.push({ ...api.pod('default', name).metadata.annotations });
     }
+    // a's annotations were left as they were once a was served; each pod got its two writes only
+    expect(api.pod('default', 'a').metadata.annotations).toEqual(served[0]);
+    for (const name of ['a', 'b']) {
+      expect(podPatches(api, name)).toEqual([{ [TO_ALLOCATE]: ';;' }, { [PHASE]: 'success' }]);
+    }
+    expect(served[1]![TO_ALLOCATE]).toBe(';;');
+  });
+
+  it('two Allocate calls at once with the lock naming one pod: that pod served once, the other call refused, nothing locked', async () => {
+    const { api, running, kubelet } = await start();
+    const { endpoint, devices } = kubelet.resource(GPU)!;
+    // two kubelet connections of their own, each with one Allocate in flight
+    const clients = [0, 1].map(() => new PluginEndpoint(path.join(running.pluginDir, endpoint)));
+    cleanups.push(async () => {
+      for (const client of clients) client.close();
+    });
+    bind(api, pod('a', `${G1},NVIDIA,3000,30:;`));
+    const results = await Promise.allSettled(clients.map((client, i) => client.allocate([devices[i]!.ID])));
+
+    const served = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    expect(served).toHaveLength(1);
+    expect(served[0]!.envs).toMatchObject({
+      NVIDIA_VISIBLE_DEVICES: G1,
+      CUDA_DEVICE_MEMORY_LIMIT_0: '3000m',
+      CUDA_DEVICE_SM_LIMIT: '30',
+    });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.message).toMatch(/HAMi allocation for node gpu-node-1 failed: no pod being bound/);
+    expect(api.pod('default', 'a').metadata.annotations![PHASE]).toBe('success');
+    expect(podPatches(api, 'a')).toEqual([{ [TO_ALLOCATE]: ';;' }, { [PHASE]: 'success' }]);
+    expect(api.nodeAnnotations).not.toHaveProperty(LOCK);
   });
 });
 

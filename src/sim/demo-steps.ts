@@ -146,14 +146,7 @@ const hamiStep: DemoStep = {
   name: 'HAMi',
   heading: () =>
     `Edited to sharing.hami: HAMi's scheduler sizes each pod; one asks for nvidia.com/gpumem: ${HAMI_REQUEST.memoryMiB}, nvidia.com/gpucores: ${HAMI_REQUEST.cores}`,
-  skipReason: (ctx) =>
-    whyNotApplicable(ctx, hamiConfig(ctx)) ??
-    (advertisedUnder(ctx, hamiConfig(ctx)).has(GPU_RESOURCE)
-      ? null
-      : `no whole GPU is advertised as ${GPU_RESOURCE} here (HAMi's scheduler shares whole GPUs)`) ??
-    (ctx.plugin.runtime.inventory.gpus.some((g) => !g.migEnabled && g.memoryMiB >= HAMI_REQUEST.memoryMiB)
-      ? null
-      : `no whole GPU here has ${HAMI_REQUEST.memoryMiB} MiB`),
+  skipReason: (ctx) => whyNoHamiStep(ctx),
   run: async (ctx) => {
     // Loaded here: the simulated API server and the HTTP client cost the other steps nothing.
     const hami = await import('./demo-hami.js');
@@ -164,6 +157,18 @@ const hamiStep: DemoStep = {
     ctx.pods.push(pod);
   },
 };
+
+/** HAMi mode must apply here, and a whole GPU must have room for the pod. */
+function whyNoHamiStep(ctx: DemoContext): string | null {
+  const problem = whyNotApplicable(ctx, hamiConfig(ctx));
+  if (problem !== null) return problem;
+  if (!advertisedUnder(ctx, hamiConfig(ctx)).has(GPU_RESOURCE))
+    return `no whole GPU is advertised as ${GPU_RESOURCE} here (HAMi's scheduler shares whole GPUs)`;
+  const roomy = ctx.plugin.runtime.inventory.gpus.some(
+    (g) => !g.migEnabled && g.memoryMiB >= HAMI_REQUEST.memoryMiB,
+  );
+  return roomy ? null : `no whole GPU here has ${HAMI_REQUEST.memoryMiB} MiB`;
+}
 
 /** Whether the slice limits would hold on this node, and why not: what the agent itself checks. */
 async function saySplitEnforcement(ctx: DemoContext): Promise<void> {

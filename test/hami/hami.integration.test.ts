@@ -267,6 +267,7 @@ describe('HAMi mode: concurrent pods', () => {
     expect(api.pod('default', 'a').metadata.annotations![PHASE]).toBe('success');
     expect(podPatches(api, 'a')).toEqual([{ [TO_ALLOCATE]: ';;' }, { [PHASE]: 'success' }]);
     expect(api.nodeAnnotations).not.toHaveProperty(LOCK);
+    expect(api.nodePatches().filter((b) => JSON.stringify(b).includes(LOCK))).toHaveLength(1);
   });
 });
 

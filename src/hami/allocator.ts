@@ -164,7 +164,12 @@ export class HamiAllocator {
     }
   }
 
-  /** HAMi's fallback: a Pending pod bound here whose bind phase is allocating (or success). */
+  /**
+   * HAMi's fallback: a Pending pod bound here whose bind phase is allocating (or success), and, unlike
+   * HAMi, with GPUs left to hand out. A pod just served stays Pending (success) until its containers
+   * start; an Allocate racing it (several in flight while the lock named one pod) would otherwise
+   * pick it again, find nothing left and overwrite its success with failed.
+   */
   private async fallbackPod(): Promise<HamiPod> {
     const { client, nodeName } = this.options;
     const pods = await this.api((signal) => client.listPodsOnNode(nodeName, signal));
@@ -175,12 +180,13 @@ export class HamiAllocator {
         p.status?.phase === 'Pending' &&
         a[BIND_TIME_ANNOTATION] !== undefined &&
         (phase === 'allocating' || phase === 'success') &&
-        a[ASSIGNED_NODE_ANNOTATION] === nodeName
+        a[ASSIGNED_NODE_ANNOTATION] === nodeName &&
+        workLeft(a[TO_ALLOCATE_ANNOTATION])
       );
     });
     if (!pod) {
       throw new AllocateFailure(
-        `no pod being bound: no ${NODE_LOCK_ANNOTATION} naming a pod, and no Pending pod with ${BIND_PHASE_ANNOTATION}=allocating assigned to this node`,
+        `no pod being bound: no ${NODE_LOCK_ANNOTATION} naming a pod, and no Pending pod assigned to this node with ${BIND_PHASE_ANNOTATION}=allocating and GPUs left in ${TO_ALLOCATE_ANNOTATION}`,
         undefined,
       );
     }

@@ -17,8 +17,9 @@ import { GPU_RESOURCE } from '../devices/mig-strategy.js';
 import type { LivePlugin } from '../plugin/live-plugin.js';
 import { describeEnforcement, detectHamiCore } from '../runtime/hami-core-host.js';
 import type { ConfigMapVolume } from './configmap-volume.js';
+import type { DeferredKubeClient } from './deferred-kube-client.js';
 import { type DemoMonitor, monitorStep } from './demo-monitor.js';
-import { connectedResources, describeDevice, describeResources, freeDevices } from './demo-view.js';
+import { connectedResources, describeDevice, describeResources, deviceOf, freeDevices } from './demo-view.js';
 import type { KubeletSimulator, KubeletState } from './kubelet.js';
 import type { MockNode } from './mock-node.js';
 
@@ -36,6 +37,10 @@ export interface DemoContext {
   /** Pods admitted since the last config edit; they finish before the next one. */
   pods: { resource: string; deviceIds: string[] }[];
   podsStarted: number;
+  /** the plugin's Kubernetes API, connected by the HAMi step, and the node's name there */
+  api: { client: DeferredKubeClient; nodeName: string };
+  /** runs `cleanup` when the demo stops, after the agent (for what a step starts) */
+  atExit: (cleanup: () => Promise<void>) => void;
 }
 
 export interface DemoStep {
@@ -134,6 +139,37 @@ const splitStep: DemoStep = {
   },
 };
 
+/** What the HAMi step's pod asks for (a container's limits, as a HAMi user writes them). */
+const HAMI_REQUEST = { memoryMiB: 3000, cores: 30 };
+
+const hamiStep: DemoStep = {
+  name: 'HAMi',
+  heading: () =>
+    `Edited to sharing.hami: HAMi's scheduler sizes each pod; one asks for nvidia.com/gpumem: ${HAMI_REQUEST.memoryMiB}, nvidia.com/gpucores: ${HAMI_REQUEST.cores}`,
+  skipReason: (ctx) => whyNoHamiStep(ctx),
+  run: async (ctx) => {
+    // Loaded here: the simulated API server and the HTTP client cost the other steps nothing.
+    const hami = await import('./demo-hami.js');
+    const api = await hami.prepareHamiNode(ctx, hamiHookPathOf(ctx));
+    const { state } = await editConfig(ctx, hamiConfig(ctx));
+    for (const line of describeResources(state)) ctx.say(`   ${line}`);
+    const pod = await hami.scheduleHamiPod(ctx, api, { name: nextPodName(ctx), ...HAMI_REQUEST });
+    ctx.pods.push(pod);
+  },
+};
+
+/** HAMi mode must apply here, and a whole GPU must have room for the pod. */
+function whyNoHamiStep(ctx: DemoContext): string | null {
+  const problem = whyNotApplicable(ctx, hamiConfig(ctx));
+  if (problem !== null) return problem;
+  if (!advertisedUnder(ctx, hamiConfig(ctx)).has(GPU_RESOURCE))
+    return `no whole GPU is advertised as ${GPU_RESOURCE} here (HAMi's scheduler shares whole GPUs)`;
+  const roomy = ctx.plugin.runtime.inventory.gpus.some(
+    (g) => !g.migEnabled && g.memoryMiB >= HAMI_REQUEST.memoryMiB,
+  );
+  return roomy ? null : `no whole GPU here has ${HAMI_REQUEST.memoryMiB} MiB`;
+}
+
 /** Whether the slice limits would hold on this node, and why not: what the agent itself checks. */
 async function saySplitEnforcement(ctx: DemoContext): Promise<void> {
   const host = await detectHamiCore(hookPathOf(ctx));
@@ -151,7 +187,7 @@ const xidStep: DemoStep = {
   run: async (ctx) => {
     const victim = xidVictim(ctx)!;
     await ctx.node.injectEvent({ uuid: victim.uuid, xid: 79 });
-    const state = await ctx.kubelet.waitFor(everyDeviceOfUnhealthy(victim), {
+    const state = await ctx.kubelet.waitFor(everyDeviceOfUnhealthy(ctx, victim), {
       timeoutMs: WAIT_MS,
       description: `the devices of GPU ${victim.index} to turn Unhealthy`,
     });
@@ -162,12 +198,13 @@ const xidStep: DemoStep = {
 };
 
 /** Each resource sends its own list: wait until every device carved out of `gpu` shows Unhealthy. */
-function everyDeviceOfUnhealthy(gpu: Gpu): (state: KubeletState) => boolean {
+function everyDeviceOfUnhealthy(ctx: DemoContext, gpu: Gpu): (state: KubeletState) => boolean {
   const uuids = new Set([gpu.uuid, ...gpu.migDevices.map((m) => m.uuid)]);
+  const inventory = ctx.plugin.runtime.inventory;
   return (state) => {
     const devices = connectedResources(state)
       .flatMap((r) => r.devices)
-      .filter((d) => uuids.has(d.ID.split('::')[0]!));
+      .filter((d) => uuids.has(deviceOf(inventory, d.ID)?.uuid ?? ''));
     return devices.length > 0 && devices.every((d) => d.health === 'Unhealthy');
   };
 }
@@ -190,6 +227,7 @@ export const DEMO_STEPS: readonly DemoStep[] = [
   exclusiveStep,
   timeSlicingStep,
   splitStep,
+  hamiStep,
   xidStep,
   brokenEditStep,
   monitorStep,
@@ -221,6 +259,16 @@ function splitConfig(ctx: DemoContext): string {
     ctx,
     `sharing:\n  split:\n    hookPath: ${hookPathOf(ctx)}\n    resources:\n      - name: ${GPU_RESOURCE}\n        count: 2\n`,
   );
+}
+
+/** HAMi-core's host directory for HAMi mode, laid out by the HAMi step as HAMi's vgpu-init.sh does. */
+function hamiHookPathOf(ctx: DemoContext): string {
+  return path.join(ctx.node.dir, 'hami-vgpu');
+}
+
+/** HAMi's defaults (10 replicas per GPU), HAMi-core where the HAMi step puts it. */
+function hamiConfig(ctx: DemoContext): string {
+  return configText(ctx, `sharing:\n  hami:\n    hookPath: ${hamiHookPathOf(ctx)}\n`);
 }
 
 function parseDemoConfig(text: string): EffectiveConfig {

@@ -29,19 +29,23 @@ export function freeDevices(resource: ResourceState | undefined): number {
   return resource.devices.filter((d) => d.health === 'Healthy' && !held.has(d.ID)).length;
 }
 
-/** `GPU 2`, `MIG 0:1 2g.10gb`; a replica or slice ID keeps its `::n` and names its GPU after it. */
+/**
+ * `GPU 2`, `MIG 0:1 2g.10gb`; a replica or slice ID (`<uuid>::n`, HAMi's `<uuid>-n`) keeps its ID and
+ * names its GPU after it.
+ */
 export function describeDevice(inventory: Inventory, id: string): string {
-  const [uuid, share] = id.split('::');
-  const label = deviceLabel(inventory, uuid!);
-  if (!label) return id;
-  return share === undefined ? label : `${id} (${label})`;
+  const device = deviceOf(inventory, id);
+  if (!device) return id;
+  return device.uuid === id ? device.label : `${id} (${device.label})`;
 }
 
-function deviceLabel(inventory: Inventory, uuid: string): string | undefined {
+/** The GPU or MIG device an advertised ID is, or is a share of. */
+export function deviceOf(inventory: Inventory, id: string): { uuid: string; label: string } | undefined {
+  const isOf = (uuid: string) => id === uuid || id.startsWith(`${uuid}::`) || id.startsWith(`${uuid}-`);
   for (const gpu of inventory.gpus) {
-    if (gpu.uuid === uuid) return `GPU ${gpu.index}`;
-    const mig = gpu.migDevices.find((m) => m.uuid === uuid);
-    if (mig) return `MIG ${mig.index} ${mig.profile}`;
+    if (isOf(gpu.uuid)) return { uuid: gpu.uuid, label: `GPU ${gpu.index}` };
+    const mig = gpu.migDevices.find((m) => isOf(m.uuid));
+    if (mig) return { uuid: mig.uuid, label: `MIG ${mig.index} ${mig.profile}` };
   }
   return undefined;
 }

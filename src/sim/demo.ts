@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { LivePlugin } from '../plugin/live-plugin.js';
 import { ConfigMapVolume } from './configmap-volume.js';
+import { DeferredKubeClient } from './deferred-kube-client.js';
 import { startDemoMonitor } from './demo-monitor.js';
 import { DEFAULT_CONFIG, DEMO_STEPS, type DemoContext, type DemoStep } from './demo-steps.js';
 import { KubeletSimulator } from './kubelet.js';
@@ -99,6 +100,8 @@ async function startSimulatedNode(
   say(`  mock NVML state ${node.statePath}`);
   say(`  kubelet simulator on ${kubelet.socketPath}`);
 
+  // Connected to the simulated API server by the HAMi step; nothing before it calls the API.
+  const api = { client: new DeferredKubeClient(), nodeName: options.node };
   const plugin = await LivePlugin.start({
     config: { follow: { path: configMap.dir, logger: options.logger, debounceMs: 100 } },
     logger: options.logger,
@@ -109,6 +112,7 @@ async function startSimulatedNode(
     metricsAddress: null,
     env: {},
     tuning: { healthProbeIntervalMs: 500 },
+    kube: api,
   });
   cleanups.push(() => plugin.stop());
   const monitor = await startDemoMonitor(node, options.logger, options.agentVersion);
@@ -127,6 +131,9 @@ async function startSimulatedNode(
     migStrategy: 'none',
     pods: [],
     podsStarted: 0,
+    api,
+    // first in the list: torn down after the agent, which may still be talking to it
+    atExit: (cleanup) => cleanups.unshift(cleanup),
   };
 }
 

@@ -18,8 +18,8 @@ import { NodeLabelPatcher } from '../../src/kube/node-label-patcher.js';
 import { NodeLabelWatcher } from '../../src/kube/node-label-watcher.js';
 import { createLogger } from '../../src/log.js';
 import { PodNamer } from '../../src/monitor/pod-namer.js';
+import { HamiApiSimulator } from '../../src/sim/hami-api.js';
 import { FakeKubeApi, type RecordedRequest } from '../kube/fake-api.js';
-import { FakeHamiApi } from '../kube/fake-hami-api.js';
 import { ciValuesFile, findObject, parseManifests, template } from './helm.js';
 
 const silentLogger = () =>
@@ -236,7 +236,7 @@ describe('chart RBAC', () => {
 
 /** Every call HAMi mode makes (src/hami/ uses these client methods only), classified as authorized. */
 async function requestsOfHamiMode(): Promise<string[]> {
-  const api = await FakeHamiApi.start('gpu-node-1');
+  const api = await HamiApiSimulator.start('gpu-node-1');
   try {
     const client = new HttpKubeClient({ server: api.url });
     const signal = AbortSignal.timeout(10_000);

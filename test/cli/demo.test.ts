@@ -77,6 +77,15 @@ function wholeGpus(state: MockNvmlState): MockDevice[] {
   return state.devices.filter((d) => !d.migEnabled);
 }
 
+/** Step `n` of the transcript, from its heading to the next step's. */
+function stepSection(stdout: string, n: number): string {
+  const start = stdout.search(new RegExp(`^${n}\\. `, 'm'));
+  if (start < 0) return '';
+  const from = stdout.slice(start);
+  const next = from.slice(1).search(/^\d+\. /m);
+  return next < 0 ? from : from.slice(0, next + 1);
+}
+
 describe('vgpu-agent demo', () => {
   it('has a MIG node and a single-GPU node among the simulated nodes', () => {
     const states = NODES.map(
@@ -98,7 +107,7 @@ describe('vgpu-agent demo', () => {
       expect(stdout).not.toMatch(/^\s+at /m);
       expect(stdout).toContain('Stopping: sockets removed, temp files deleted.');
       expect(stdout).toMatch(/^1\. What NVML reports/m);
-      expect(stdout).toMatch(/^8\. A broken edit \(replicas: 1\) is rejected/m);
+      expect(stdout).toMatch(/^9\. A broken edit \(replicas: 1\) is rejected/m);
       expect(stdout).toContain('number of replicas must be >= 2 (got 1)');
 
       // MIG: each profile is its own resource, and a pod gets a MIG device of each.
@@ -128,12 +137,31 @@ describe('vgpu-agent demo', () => {
         expect(stdout).toMatch(/→ GPU-[^:]+::0 \(GPU 0\)[\s\S]*→ GPU-[^:]+::1 \(GPU 0\)/);
       }
 
+      // HAMi's scheduler mode: the pod asking for gpumem 3000 / gpucores 30 gets exactly those limits in
+      // the plugin's Allocate answer, on the GPU the scheduler wrote; bind phase success, lock released.
+      const hami = stepSection(stdout, 7);
+      if (profiles.length > 0) {
+        expect(hami).toMatch(/^7\. Edited to sharing\.hami[^\n]*: skipped, [^\n]*migStrategy must be none/);
+      } else {
+        const decision = /hami\.io\/vgpu-devices-to-allocate=(GPU-[0-9a-f-]+),NVIDIA,3000,30:;\n/.exec(hami);
+        expect(decision, hami).not.toBeNull();
+        expect(whole.map((d) => d.uuid)).toContain(decision![1]);
+        expect(hami).toMatch(/hami\.io\/mutex\.lock=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ,default,\S+\n/);
+        const answer = hami.slice(hami.indexOf("The plugin's Allocate answers:"));
+        expect(answer).toContain(`env NVIDIA_VISIBLE_DEVICES=${decision![1]}\n`);
+        expect(answer).toContain('env CUDA_DEVICE_MEMORY_LIMIT_0=3000m\n');
+        expect(answer).toContain('env CUDA_DEVICE_SM_LIMIT=30\n');
+        expect(answer).toContain('mount /etc/ld.so.preload (read-only)');
+        expect(answer).toMatch(/pod hami\.io\/bind-phase=success, hami\.io\/vgpu-devices-to-allocate=;;/);
+        expect(answer).toContain('node lock released');
+      }
+
       // An Xid makes something Unhealthy.
       expect(stdout).toMatch(/Xid 79[^\n]*\n(?: {3}[^\n]*\n)*? {3}nvidia\.com\/[^\n]*\(Unhealthy: /);
 
       // The monitor: what Prometheus scrapes per container, and where.
       expect(stdout).toMatch(
-        /^9\. The monitor on the same node: .* from http:\/\/127\.0\.0\.1:\d+\/metrics:$/m,
+        /^10\. The monitor on the same node: .* from http:\/\/127\.0\.0\.1:\d+\/metrics:$/m,
       );
       const series = (name: string, labels: string, value: number) =>
         new RegExp(`^ {5}${name}\\{[^}\\n]*${labels}[^}\\n]*\\} ${value}$`, 'm');

@@ -10,9 +10,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type HamiPod, HttpKubeClient } from '../../src/kube/client.js';
 import { createLogger } from '../../src/log.js';
 import { SplitDirectories } from '../../src/monitor/split-directories.js';
+import { goRfc3339, HamiApiSimulator, scheduledPod } from '../../src/sim/hami-api.js';
+import { PluginEndpoint } from '../../src/sim/plugin-endpoint.js';
 import { fixtureNode } from '../helpers/fixture-nodes.js';
 import { type RunningPluginNode, tempDir, usePluginNodes } from '../helpers/plugin-node.js';
-import { FakeHamiApi } from '../kube/fake-hami-api.js';
 
 const NODE = 'gpu-node-1';
 const GPU = 'nvidia.com/gpu';
@@ -41,7 +42,7 @@ async function hookDir(): Promise<string> {
 }
 
 async function start(hami = '{deviceSplitCount: 4}') {
-  const api = await FakeHamiApi.start(NODE);
+  const api = await HamiApiSimulator.start(NODE);
   cleanups.push(() => api.close());
   const hook = await hookDir();
   const config = `sharing: {hami: {hookPath: ${hook}, ${hami.slice(1, -1)}}}`;
@@ -51,38 +52,17 @@ async function start(hami = '{deviceSplitCount: 4}') {
   return { api, hook, running, kubelet: running.kubelet };
 }
 
-/** Go's time.Now().Format(time.RFC3339), with a zone offset as HAMi's scheduler writes it on a node. */
-function rfc3339(msAgo = 0): string {
-  const t = new Date(Date.now() - msAgo + 8 * 3600_000);
-  return `${t.toISOString().slice(0, 19)}+08:00`;
-}
+/** HAMi's scheduler on a node in UTC+8: Go writes the zone offset into the lock's time. */
+const SCHEDULER_ZONE_MINUTES = 8 * 60;
 
 function pod(name: string, toAllocate: string | undefined, spec: Partial<HamiPod['spec']> = {}): HamiPod {
-  return {
-    metadata: {
-      name,
-      namespace: 'default',
-      uid: `uid-${name}`,
-      resourceVersion: '1',
-      annotations: {
-        ...(toAllocate === undefined
-          ? {}
-          : { [TO_ALLOCATE]: toAllocate, 'hami.io/vgpu-devices-allocated': toAllocate }),
-        'hami.io/vgpu-node': NODE,
-        'hami.io/vgpu-time': '1700000000',
-        'hami.io/bind-time': '1700000000',
-        [PHASE]: 'allocating',
-      },
-    },
-    spec: { nodeName: NODE, containers: [{ name: 'main' }], ...spec },
-    status: { phase: 'Pending' },
-  };
+  const p = scheduledPod({ name, nodeName: NODE, toAllocate });
+  return { ...p, spec: { ...p.spec, ...spec } };
 }
 
 /** The scheduler binds `p` here: the pod and the node lock naming it. */
-function bind(api: FakeHamiApi, p: HamiPod, lockAgeMs = 0): void {
-  api.addPod(p);
-  api.nodeAnnotations[LOCK] = `${rfc3339(lockAgeMs)},default,${p.metadata.name}`;
+function bind(api: HamiApiSimulator, p: HamiPod, lockAgeMs = 0): void {
+  api.bind(p, { lockAgeMs, zoneOffsetMinutes: SCHEDULER_ZONE_MINUTES });
 }
 
 describe('HAMi mode: registration', () => {
@@ -116,7 +96,7 @@ describe('HAMi mode: registration', () => {
 describe('HAMi mode: topology scores (sharing.hami.topologyScore)', () => {
   /** nvlink-across-numa with HAMi mode from a ConfigMap (followed live); `hami` is the sharing.hami body. */
   async function startScored(hami: string, annotations: Record<string, string> = {}) {
-    const api = await FakeHamiApi.start(NODE);
+    const api = await HamiApiSimulator.start(NODE);
     cleanups.push(() => api.close());
     api.nodeAnnotations = { ...annotations };
     const hook = await hookDir();
@@ -306,26 +286,71 @@ describe('HAMi mode: Allocate from the scheduler decision', () => {
     expect(response.envs).toMatchObject({ NVIDIA_VISIBLE_DEVICES: G1, CUDA_DEVICE_MEMORY_LIMIT_0: '4000m' });
     expect(api.pod('default', 'p4').metadata.annotations![PHASE]).toBe('success');
   });
+});
 
-  it('pods bound one after another each get their own decision', async () => {
+describe('HAMi mode: concurrent pods', () => {
+  /** The annotation PATCH bodies sent for one pod, in order. */
+  const podPatches = (api: HamiApiSimulator, name: string) =>
+    api.calls
+      .filter((c) => c.method === 'PATCH' && c.path === `/api/v1/namespaces/default/pods/${name}`)
+      .map((c) => (c.body as { metadata: { annotations: Record<string, string> } }).metadata.annotations);
+
+  it('pods bound in succession through the node lock each get their own devices and limits; each pod written once', async () => {
     const { api, kubelet } = await start();
-    for (const [name, gpu, mib] of [
-      ['a', G0, 1000],
-      ['b', G1, 2000],
+    const served = [];
+    for (const [name, gpu, mib, cores] of [
+      ['a', G0, 1000, 10],
+      ['b', G1, 2000, 25],
     ] as const) {
-      bind(api, pod(name, `${gpu},NVIDIA,${mib},10:;`));
+      bind(api, pod(name, `${gpu},NVIDIA,${mib},${cores}:;`));
       const { response } = await kubelet.allocate(GPU, 1);
       expect(response.envs).toMatchObject({
         NVIDIA_VISIBLE_DEVICES: gpu,
         CUDA_DEVICE_MEMORY_LIMIT_0: `${mib}m`,
+        CUDA_DEVICE_SM_LIMIT: String(cores),
       });
+      expect(response.mounts![0]!.host_path).toMatch(new RegExp(`/containers/uid-${name}_main$`));
       expect(api.nodeAnnotations).not.toHaveProperty(LOCK);
+      served.push({ ...api.pod('default', name).metadata.annotations });
     }
+    // a's annotations were left as they were once a was served; each pod got its two writes only
+    expect(api.pod('default', 'a').metadata.annotations).toEqual(served[0]);
+    for (const name of ['a', 'b']) {
+      expect(podPatches(api, name)).toEqual([{ [TO_ALLOCATE]: ';;' }, { [PHASE]: 'success' }]);
+    }
+    expect(served[1]![TO_ALLOCATE]).toBe(';;');
+  });
+
+  it('two Allocate calls at once with the lock naming one pod: that pod served once, the other call refused, nothing locked', async () => {
+    const { api, running, kubelet } = await start();
+    const { endpoint, devices } = kubelet.resource(GPU)!;
+    // two kubelet connections of their own, each with one Allocate in flight
+    const clients = [0, 1].map(() => new PluginEndpoint(path.join(running.pluginDir, endpoint)));
+    cleanups.push(async () => {
+      for (const client of clients) client.close();
+    });
+    bind(api, pod('a', `${G1},NVIDIA,3000,30:;`));
+    const results = await Promise.allSettled(clients.map((client, i) => client.allocate([devices[i]!.ID])));
+
+    const served = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    expect(served).toHaveLength(1);
+    expect(served[0]!.envs).toMatchObject({
+      NVIDIA_VISIBLE_DEVICES: G1,
+      CUDA_DEVICE_MEMORY_LIMIT_0: '3000m',
+      CUDA_DEVICE_SM_LIMIT: '30',
+    });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.message).toMatch(/HAMi allocation for node gpu-node-1 failed: no pod being bound/);
+    expect(api.pod('default', 'a').metadata.annotations![PHASE]).toBe('success');
+    expect(podPatches(api, 'a')).toEqual([{ [TO_ALLOCATE]: ';;' }, { [PHASE]: 'success' }]);
+    expect(api.nodeAnnotations).not.toHaveProperty(LOCK);
+    expect(api.nodePatches().filter((b) => JSON.stringify(b).includes(LOCK))).toHaveLength(1);
   });
 });
 
 describe('HAMi mode: every failure names the pod, sets bind phase failed and releases the lock', () => {
-  const failures: [string, (api: FakeHamiApi) => void, number, RegExp][] = [
+  const failures: [string, (api: HamiApiSimulator) => void, number, RegExp][] = [
     [
       'lock expired',
       (api) => bind(api, pod('f1', `${G0},NVIDIA,1,1:;`), 6 * 60_000),
@@ -382,7 +407,7 @@ describe('HAMi mode: every failure names the pod, sets bind phase failed and rel
     await expect(kubelet.allocate(GPU, 1)).rejects.toThrow(
       /HAMi allocation for node gpu-node-1 failed: no pod being bound/,
     );
-    api.nodeAnnotations[LOCK] = `${rfc3339()},default,gone`;
+    api.nodeAnnotations[LOCK] = `${goRfc3339(new Date(), SCHEDULER_ZONE_MINUTES)},default,gone`;
     await expect(kubelet.allocate(GPU, 1)).rejects.toThrow(/names pod default\/gone, which does not exist/);
     expect(api.nodeAnnotations).not.toHaveProperty(LOCK);
   });

@@ -1,13 +1,17 @@
 /**
- * A fake Kubernetes API for HAMi mode: one Node (GET, and JSON merge PATCH of its annotations with the
- * resourceVersion precondition: 409 when stale) and the pods HAMi's scheduler has bound to it (GET,
- * annotation PATCH, list by `spec.nodeName`). Every request is recorded with its body, so a test can
- * read back the exact strings the agent wrote. Anything else is refused (403), in particular a pod list
- * not scoped to this node.
+ * A simulated Kubernetes API server for HAMi mode, as the node sees it once HAMi's scheduler has done
+ * its part: one Node (GET, and JSON merge PATCH of its annotations with the resourceVersion
+ * precondition: 409 when stale) and the pods the scheduler has bound to it (GET, annotation PATCH,
+ * list by `spec.nodeName`). Anything else is refused (403), in particular a pod list not scoped to
+ * this node. Every request is recorded with its body, so a test can read back the exact strings the
+ * agent wrote. The demo and the interop tests play HAMi's scheduler through `bind` and
+ * `scheduledPod`, with the annotations in the scheduler's formats (HAMi v2.10, pkg/device and
+ * pkg/util/nodelock): `<uuid>,NVIDIA,<MiB>,<cores>:` per device, `;` per container, the node lock
+ * `<RFC3339>,<namespace>,<pod>`.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HamiPod, KubeNode } from '../../src/kube/client.js';
+import type { HamiPod, KubeContainer, KubeNode } from '../kube/client.js';
 
 export interface RecordedCall {
   method: string;
@@ -18,7 +22,7 @@ export interface RecordedCall {
 
 type Annotations = Record<string, string>;
 
-export class FakeHamiApi {
+export class HamiApiSimulator {
   readonly calls: RecordedCall[] = [];
   readonly pods = new Map<string, HamiPod>();
   nodeAnnotations: Annotations = {};
@@ -31,9 +35,9 @@ export class FakeHamiApi {
     readonly nodeName: string,
   ) {}
 
-  static async start(nodeName: string): Promise<FakeHamiApi> {
+  static async start(nodeName: string): Promise<HamiApiSimulator> {
     const server = http.createServer();
-    const api = new FakeHamiApi(server, nodeName);
+    const api = new HamiApiSimulator(server, nodeName);
     server.on('request', (req, res) => api.handle(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return api;
@@ -45,6 +49,17 @@ export class FakeHamiApi {
 
   addPod(pod: HamiPod): void {
     this.pods.set(`${pod.metadata.namespace}/${pod.metadata.name}`, pod);
+  }
+
+  /**
+   * The scheduler's Bind of `pod` to this node: the pod, and the node lock naming it, taken `lockAgeMs`
+   * ago (`zoneOffsetMinutes`: the scheduler's time zone, which Go writes into the time).
+   */
+  bind(pod: HamiPod, options: { lockAgeMs?: number; zoneOffsetMinutes?: number } = {}): void {
+    this.addPod(pod);
+    const time = new Date(Date.now() - (options.lockAgeMs ?? 0));
+    this.nodeAnnotations[NODE_LOCK] =
+      `${goRfc3339(time, options.zoneOffsetMinutes ?? 0)},${pod.metadata.namespace},${pod.metadata.name}`;
   }
 
   pod(namespace: string, name: string): HamiPod {
@@ -156,4 +171,71 @@ function merge(current: Annotations, patch: Record<string, string | null>): Anno
     else out[key] = value;
   }
   return out;
+}
+
+// --- HAMi's scheduler side ------------------------------------------------------------------------
+
+const NODE_LOCK = 'hami.io/mutex.lock';
+const TO_ALLOCATE = 'hami.io/vgpu-devices-to-allocate';
+
+/** One GPU of a container as the scheduler decided it. */
+export interface ScheduledDevice {
+  uuid: string;
+  memoryMiB: number;
+  cores: number;
+}
+
+/** `hami.io/vgpu-devices-to-allocate`: per container (init containers first) its devices. */
+export function schedulerDecision(containers: readonly (readonly ScheduledDevice[])[]): string {
+  return containers
+    .map((devices) => `${devices.map((d) => `${d.uuid},NVIDIA,${d.memoryMiB},${d.cores}:`).join('')};`)
+    .join('');
+}
+
+export interface ScheduledPodOptions {
+  name: string;
+  namespace?: string;
+  nodeName: string;
+  /** the decision (`schedulerDecision`); undefined: the annotation is missing */
+  toAllocate: string | undefined;
+  containers?: KubeContainer[];
+  initContainers?: KubeContainer[];
+}
+
+/** A Pending pod as HAMi's scheduler leaves it when it binds it: its decision, bind phase allocating. */
+export function scheduledPod(options: ScheduledPodOptions): HamiPod {
+  const decision: Annotations =
+    options.toAllocate === undefined
+      ? {}
+      : { [TO_ALLOCATE]: options.toAllocate, 'hami.io/vgpu-devices-allocated': options.toAllocate };
+  return {
+    metadata: {
+      name: options.name,
+      namespace: options.namespace ?? 'default',
+      uid: `uid-${options.name}`,
+      resourceVersion: '1',
+      annotations: {
+        ...decision,
+        'hami.io/vgpu-node': options.nodeName,
+        'hami.io/vgpu-time': '1700000000',
+        'hami.io/bind-time': '1700000000',
+        'hami.io/bind-phase': 'allocating',
+      },
+    },
+    spec: {
+      nodeName: options.nodeName,
+      containers: options.containers ?? [{ name: 'main' }],
+      ...(options.initContainers ? { initContainers: options.initContainers } : {}),
+    },
+    status: { phase: 'Pending' },
+  };
+}
+
+/** Go's `time.Format(time.RFC3339)` in a zone `offsetMinutes` east of UTC (`Z` for UTC). */
+export function goRfc3339(time: Date, offsetMinutes: number): string {
+  const local = new Date(time.getTime() + offsetMinutes * 60_000).toISOString().slice(0, 19);
+  if (offsetMinutes === 0) return `${local}Z`;
+  const abs = Math.abs(offsetMinutes);
+  const zone = `${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return `${local}${offsetMinutes < 0 ? '-' : '+'}${zone}`;
 }

@@ -152,12 +152,16 @@ async function startPlugin(
     });
   } catch (err) {
     if (err instanceof NvmlLibraryError && !config.current.flags.failOnInitError) {
-      // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle. The handlers
-      // go in before the line: whoever reads it may send SIGTERM at once.
-      const signal = waitForSignal();
-      logger.error({ err }, 'NVML unavailable and failOnInitError=false: idling');
-      await signal;
+      // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle. Nothing a
+      // config or label change brings can load NVML: their watches close before idling.
       await closeConfig();
+      const { idleUntilSignal } = await import('./idle.js');
+      await idleUntilSignal({
+        logger,
+        err,
+        metricsAddress: (v['metrics-address'] as string) || null,
+        agentVersion: agentVersion(),
+      });
       return undefined;
     }
     // The config watch would keep the process alive: exit 2 needs it closed.

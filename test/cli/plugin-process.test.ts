@@ -269,6 +269,8 @@ describe('vgpu-agent plugin (process)', () => {
     const metrics = await (await get('/metrics')).text();
     expect(metrics).toContain('vgpu_agent_idle{reason="nvml_unavailable"} 1');
     expect(metrics).toMatch(/vgpu_agent_build_info\{version="[^"]+",driver_version=""\} 1/);
+    // No process collectors while idling: their event-loop-delay sampler is a timer.
+    expect(metrics).not.toMatch(/^(nodejs|process)_/m);
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);
   });

@@ -6,11 +6,15 @@
  *     calls and /proc/<pid>/stat reads in a bare loop;
  *   - /metrics serialization of that snapshot vs a plain prom-client registry holding the same series;
  *   - the series count.
- * Then RSS and heap (after a full GC: run with --expose-gc) of this process after warm-up and after
- * 1,000 collections with a scrape every 10 (8 GPUs × 64 containers).
+ * Then the split slices' directories (SplitDirectories.scan) for 64 and 256 directories on 8 GPUs, each
+ * held by a container, with allocation.json and no HAMi-core region yet, vs the reads a scan cannot
+ * avoid in a bare loop (the listing, a stat of each directory and of its allocation.json, an open of
+ * its region file). Then RSS and heap (after a full GC: run with --expose-gc) of this process after
+ * warm-up and after 1,000 collections with a scrape every 10 (8 GPUs × 64 containers).
  * Prints one JSON document on stdout.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -22,6 +26,7 @@ import { InMemoryContainers } from '../../dist/monitor/containers.js';
 import { MonitorMetrics } from '../../dist/monitor/monitor-metrics.js';
 import { HostProcesses } from '../../dist/monitor/proc.js';
 import { registerSnapshotMetrics } from '../../dist/monitor/snapshot-metrics.js';
+import { SplitDirectories } from '../../dist/monitor/split-directories.js';
 import { ClockType } from '../../dist/nvml/codes.js';
 import { Nvml } from '../../dist/nvml/nvml.js';
 import { mockNvmlLibraryPath } from '../../dist/paths.js';
@@ -207,6 +212,87 @@ async function collectionFigures(gpus, containers, times) {
   }
 }
 
+/** `count` split directories on `gpus` GPUs (slice n of GPU g), each held by a container; the assignments. */
+async function writeSplitDirectories(containersDir, gpus, count) {
+  const assignments = [];
+  for (let i = 0; i < count; i++) {
+    const uuid = gpuUuid(i % gpus);
+    const deviceIds = [`${uuid}::${Math.floor(i / gpus)}`];
+    const dir = path.join(containersDir, `alloc-${hex(i, 8)}`);
+    await mkdir(dir, { recursive: true });
+    const allocation = {
+      resource: 'nvidia.com/gpu',
+      deviceIds,
+      allocatedAt: new Date().toISOString(),
+      limits: [{ uuid, memoryMiB: 4096, corePercent: 25 }],
+    };
+    await writeFile(path.join(dir, 'allocation.json'), `${JSON.stringify(allocation)}\n`);
+    assignments.push({
+      names: { namespace: 'bench', pod: `pod-${i}`, container: 'main' },
+      resource: 'nvidia.com/gpu',
+      deviceIds,
+    });
+  }
+  return assignments;
+}
+
+/** The floor: what a scan must read anyway (listing, stats, region open), 8 directories at a time. */
+async function bareSplitScan(containersDir) {
+  const entries = await readdir(containersDir, { withFileTypes: true });
+  const queue = entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  const worker = async () => {
+    for (let name = queue.pop(); name !== undefined; name = queue.pop()) {
+      const dir = path.join(containersDir, name);
+      await stat(dir);
+      await stat(path.join(dir, 'allocation.json'));
+      await open(path.join(dir, `${name}.cache`)).then(
+        (handle) => handle.close(),
+        () => undefined,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: PROC_CONCURRENCY }, worker));
+}
+
+async function splitFigures(gpus, count, times) {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'vgpu-bench-split-'));
+  try {
+    const hookPath = path.join(root, 'vgpu');
+    const containersDir = path.join(hookPath, 'containers');
+    const list = await writeSplitDirectories(containersDir, gpus, count);
+    await mkdir(path.join(root, 'proc'));
+    const splits = new SplitDirectories({
+      hookPath,
+      assignments: { assignments: async () => list },
+      gpus: Array.from({ length: gpus }, (_, g) => ({ uuid: gpuUuid(g), index: g })),
+      hostProc: path.join(root, 'proc'),
+      logger: createLogger({ level: 'silent' }),
+    });
+    for (let i = 0; i < 5; i++) {
+      await splits.scan();
+      await bareSplitScan(containersDir);
+    }
+    const agent = [];
+    const floor = [];
+    for (let i = 0; i < times; i++) {
+      agent.push(...(await timeEach(1, () => splits.scan())));
+      floor.push(...(await timeEach(1, () => bareSplitScan(containersDir))));
+    }
+    return [
+      figure(
+        'monitor',
+        `split directories scan, ${gpus} GPUs × ${count} directories (allocation.json, no region yet)`,
+        'ms',
+        agent,
+        'listing + stats + region open, bare loop',
+        floor,
+      ),
+    ];
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 async function memoryFigures(collections) {
   const m = await openMonitor(8, 64);
   try {
@@ -240,5 +326,6 @@ const figures = [];
 for (const gpus of [1, 8]) {
   for (const containers of [8, 64, 256]) figures.push(...(await collectionFigures(gpus, containers, times)));
 }
+for (const count of [64, 256]) figures.push(...(await splitFigures(8, count, times)));
 figures.push(...(await memoryFigures(args.quick ? 200 : 1000)));
 process.stdout.write(`${JSON.stringify(figures)}\n`);

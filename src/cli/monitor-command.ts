@@ -88,10 +88,10 @@ export const monitorCommand: Command = {
       });
     } catch (err) {
       if (!(err instanceof NvmlLibraryError) || v['fail-on-init-error']) throw err;
-      // As the plugin: a node without a driver keeps the pod running, idle. Listen before saying so.
-      const signal = waitForSignal();
-      logger.error({ err }, 'NVML unavailable and failOnInitError=false: idling');
-      logger.info({ signal: await signal }, 'stopped');
+      // As the plugin: a node without a driver keeps the pod running, idle, still serving its status.
+      const { idleUntilSignal } = await import('./idle.js');
+      const signal = await idleUntilSignal({ logger, err, metricsAddress, agentVersion: agentVersion() });
+      logger.info({ signal }, 'stopped');
       return ExitCode.OK;
     }
     logger.info({ intervalMs, hostProc: hostPathsFrom(v).procRoot }, 'monitor collecting');

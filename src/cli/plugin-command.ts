@@ -93,8 +93,7 @@ export const pluginCommand: Command = {
     const v = args.values;
     const logger = createLogger({ level: v['log-level'] as LogLevel, format: v['log-format'] as LogFormat });
     const nodeName = v['node-name'] as string | undefined;
-    const sink = await labelSink(v, nodeName);
-    const labels = v['kube-api'] ? await watchNodeLabel(nodeName, logger) : undefined;
+    const { sink, labels } = await openApiSide(v, nodeName, logger, io.env);
     const config = await openConfig(v, io.env, labels?.value, logger);
     logger.info(
       { config: configInFileForm(config.current), node: nodeName, configName: config.name },
@@ -152,12 +151,16 @@ async function startPlugin(
     });
   } catch (err) {
     if (err instanceof NvmlLibraryError && !config.current.flags.failOnInitError) {
-      // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle. The handlers
-      // go in before the line: whoever reads it may send SIGTERM at once.
-      const signal = waitForSignal();
-      logger.error({ err }, 'NVML unavailable and failOnInitError=false: idling');
-      await signal;
+      // NVIDIA's failOnInitError=false: a node without GPUs keeps the pod running, idle. Nothing a
+      // config or label change brings can load NVML: their watches close before idling.
       await closeConfig();
+      const { idleUntilSignal } = await import('./idle.js');
+      await idleUntilSignal({
+        logger,
+        err,
+        metricsAddress: (v['metrics-address'] as string) || null,
+        agentVersion: agentVersion(),
+      });
       return undefined;
     }
     // The config watch would keep the process alive: exit 2 needs it closed.
@@ -196,35 +199,69 @@ function defaultConfig(applyFlags: ApplyOverrides): EffectiveConfig {
   return overridden.value;
 }
 
-/** Where GPU feature labels go; undefined when off. Needs the node name and a service account for api. */
-async function labelSink(v: OptionValues, nodeName: string | undefined): Promise<LabelSink | undefined> {
-  const mode = v['node-labels'] as 'off' | 'nfd' | 'api';
-  if (mode === 'nfd') return new NfdFeatureFile(v['nfd-features-dir'] as string);
-  if (mode === 'off') return undefined;
-  if (!nodeName)
-    throw new UsageError('--node-labels api needs --node-name (NODE_NAME, from the downward API)');
-  // Loaded only for api, as with --kube-api: a plugin without API access has no use for the client.
+/**
+ * The GPU feature label sink and the config label watch, as the flags ask, on one API client: the
+ * process opens it once (one token reader, one CA) and only when --kube-api or --node-labels api wants it.
+ */
+export async function openApiSide(
+  v: OptionValues,
+  nodeName: string | undefined,
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+) {
+  const client = await apiClient(v, nodeName, env);
+  const sink = await labelSink(v, nodeName, client);
+  const labels = client && v['kube-api'] ? await watchNodeLabel(nodeName!, logger, client) : undefined;
+  return { sink, labels };
+}
+
+/** The flags asking for the API, in the order their errors are reported. */
+function apiUsers(v: OptionValues): string[] {
+  return [
+    ...(v['node-labels'] === 'api' ? ['--node-labels api'] : []),
+    ...(v['kube-api'] ? ['--kube-api'] : []),
+  ];
+}
+
+/** The in-cluster client, when a flag asks for the API (each needs the node name); else undefined. */
+async function apiClient(
+  v: OptionValues,
+  nodeName: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<HttpKubeClient | undefined> {
+  const users = apiUsers(v);
+  if (users.length === 0) return undefined;
+  if (!nodeName) throw new UsageError(`${users[0]} needs --node-name (NODE_NAME, from the downward API)`);
+  // Loaded only then: a plugin without API access has no use for the client.
   const { inClusterClient, KubeConfigError } = await import('../kube/in-cluster.js');
-  const { NodeLabelPatcher } = await import('../kube/node-label-patcher.js');
   try {
-    return new NodeLabelPatcher(await inClusterClient(), nodeName);
+    return await inClusterClient(env);
   } catch (err) {
-    if (err instanceof KubeConfigError) throw new UsageError(`--node-labels api: ${err.message}`);
+    if (err instanceof KubeConfigError) throw new UsageError(`${users.join(', ')}: ${err.message}`);
     throw err;
   }
 }
 
+/** Where GPU feature labels go (the API client given for api); undefined when off. */
+async function labelSink(
+  v: OptionValues,
+  nodeName: string | undefined,
+  client: HttpKubeClient | undefined,
+): Promise<LabelSink | undefined> {
+  const mode = v['node-labels'] as 'off' | 'nfd' | 'api';
+  if (mode === 'nfd') return new NfdFeatureFile(v['nfd-features-dir'] as string);
+  if (mode === 'off' || !client || !nodeName) return undefined;
+  const { NodeLabelPatcher } = await import('../kube/node-label-patcher.js');
+  return new NodeLabelPatcher(client, nodeName);
+}
+
 /** Reads the node's config label once, then reports changes to whoever follows. */
-async function watchNodeLabel(nodeName: string | undefined, logger: Logger) {
-  if (!nodeName) throw new UsageError('--kube-api needs --node-name (NODE_NAME, from the downward API)');
-  // Loaded only with --kube-api: a plugin without API access has no use for the client.
+async function watchNodeLabel(nodeName: string, logger: Logger, client: HttpKubeClient) {
   const { NodeLabelWatcher: Watcher } = await import('../kube/node-label-watcher.js');
-  const { inClusterClient, KubeConfigError } = await import('../kube/in-cluster.js');
+  const { KubeConfigError } = await import('../kube/in-cluster.js');
   let follower: ((value: string | undefined) => void) | undefined;
   let watcher: NodeLabelWatcher;
-  let client: HttpKubeClient;
   try {
-    client = await inClusterClient();
     watcher = await Watcher.start({
       nodeName,
       labelKey: CONFIG_LABEL,

@@ -223,7 +223,8 @@ export const flagsSchema = z.strictObject({
       doc({
         description:
           'Exit when NVML cannot be loaded or initialised. `false` logs the error and idles, for DaemonSets ' +
-          'that also land on nodes without GPUs.',
+          'that also land on nodes without GPUs; an idle agent still serves `/healthz`, `/readyz` (200, ' +
+          '`idle: …`) and `/metrics` (`vgpu_agent_idle`).',
       }),
     ),
   nvidiaDriverRoot: absolutePath()

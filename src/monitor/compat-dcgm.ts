@@ -12,7 +12,15 @@
  * processes, what per-process figures miss), so `sum by (gpu)` is the device's value; the other fields
  * stay one series per device without pod labels. docs/metrics.md has the mapping table.
  */
-import { FamilyBuilder, type FamilyDefinition, type FamilySet } from './metric-families.js';
+import {
+  counter,
+  FamilyBuilder,
+  type FamilyDefinition,
+  type FamilySet,
+  gauge,
+  type Labels,
+  scaled,
+} from './metric-families.js';
 import type { ContainerUsage, DeviceSnapshot, GpuFacts, MonitorSnapshot } from './snapshot.js';
 
 export interface DcgmCompatContext {
@@ -37,12 +45,8 @@ const DEVICE_LABELS = [
   'pod_uid',
 ] as const;
 
-const field = (name: string, help: string, type: 'gauge' | 'counter' = 'gauge'): FamilyDefinition => ({
-  name: `DCGM_FI_DEV_${name}`,
-  help,
-  type,
-  labelNames: DEVICE_LABELS,
-});
+const field = (name: string, help: string, type: 'gauge' | 'counter' = 'gauge'): FamilyDefinition =>
+  (type === 'counter' ? counter : gauge)(`DCGM_FI_DEV_${name}`, DEVICE_LABELS, help);
 
 export const DCGM_FAMILIES: readonly FamilyDefinition[] = [
   field('SM_CLOCK', 'SM clock frequency (in MHz).'),
@@ -60,8 +64,6 @@ export const DCGM_FAMILIES: readonly FamilyDefinition[] = [
   field('FB_USED', 'Framebuffer memory used (in MiB); per container on a shared GPU.'),
   field('FB_RESERVED', 'Framebuffer memory reserved (in MiB).'),
 ];
-
-type Labels = Record<string, string>;
 
 export function dcgmFamilySet(context: DcgmCompatContext = {}): FamilySet {
   return { definitions: DCGM_FAMILIES, families: (snapshot) => dcgmFamilies(snapshot, context) };
@@ -159,8 +161,4 @@ function podLabels(usage: ContainerUsage): Labels {
 export function nvmlBusId(sysfsBusId: string): string {
   const m = /^([0-9a-f]{4,8}):([0-9a-f]{2}:[0-9a-f]{2}\.[0-7])$/i.exec(sysfsBusId);
   return m ? `${m[1]!.padStart(8, '0')}:${m[2]}`.toUpperCase() : sysfsBusId;
-}
-
-function scaled(value: number | undefined, factor: number): number | undefined {
-  return value === undefined ? undefined : value * factor;
 }

@@ -12,7 +12,14 @@
  */
 
 import type { ContainerNames } from './containers.js';
-import { FamilyBuilder, type FamilyDefinition, type FamilySet } from './metric-families.js';
+import {
+  FamilyBuilder,
+  type FamilyDefinition,
+  type FamilySet,
+  gauge,
+  type Labels,
+  scaled,
+} from './metric-families.js';
 import type { ContainerUsage, GpuFacts, MonitorSnapshot, SplitUsage } from './snapshot.js';
 
 export interface HamiCompatContext {
@@ -22,13 +29,6 @@ export interface HamiCompatContext {
 
 const HOST_LABELS = ['zone', 'node', 'device_index', 'device_uuid', 'device_type'] as const;
 const CONTAINER_LABELS = ['zone', 'namespace', 'pod', 'container', 'vdevice_index', 'device_uuid'] as const;
-
-const gauge = (name: string, labelNames: readonly string[], help: string): FamilyDefinition => ({
-  name,
-  help,
-  type: 'gauge',
-  labelNames,
-});
 
 export const HAMI_FAMILIES: readonly FamilyDefinition[] = [
   gauge('hami_host_gpu_memory_used_bytes', HOST_LABELS, 'GPU memory used on the node (HAMi compatible)'),
@@ -64,8 +64,6 @@ export const HAMI_FAMILIES: readonly FamilyDefinition[] = [
     'Always 1: the MIG device a container uses',
   ),
 ];
-
-type Labels = Record<string, string>;
 
 export function hamiFamilySet(context: HamiCompatContext = {}): FamilySet {
   return { definitions: HAMI_FAMILIES, families: (snapshot) => hamiFamilies(snapshot, context) };
@@ -182,8 +180,4 @@ function containerDeviceIndex(snapshot: MonitorSnapshot): (names: ContainerNames
       gpus.findIndex(([uuid]) => uuid === gpuUuid),
     );
   };
-}
-
-function scaled(value: number | undefined, factor: number): number | undefined {
-  return value === undefined ? undefined : value * factor;
 }

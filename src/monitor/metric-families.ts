@@ -38,11 +38,17 @@ const CONTAINER_LABELS = [
   'container_id',
 ] as const;
 
-const gauge = (name: string, labelNames: readonly string[], help: string): FamilyDefinition => ({
+/** A gauge's definition: the monitor's own families and the compatibility sets (compat-*.ts) use it. */
+export const gauge = (name: string, labelNames: readonly string[], help: string): FamilyDefinition => ({
   name,
   help,
   type: 'gauge',
   labelNames,
+});
+
+export const counter = (name: string, labelNames: readonly string[], help: string): FamilyDefinition => ({
+  ...gauge(name, labelNames, help),
+  type: 'counter',
 });
 
 /** Every family the monitor exports, in exposition order. */
@@ -90,12 +96,11 @@ export const MONITOR_FAMILIES: readonly FamilyDefinition[] = [
     GPU_LABELS,
     'Power draw of the board as NVML reports it (averaged or instant, by GPU)',
   ),
-  {
-    name: 'vgpu_gpu_energy_joules_total',
-    help: 'Energy the GPU consumed since the driver was loaded (resets when it reloads); Volta and newer',
-    type: 'counter',
-    labelNames: GPU_LABELS,
-  },
+  counter(
+    'vgpu_gpu_energy_joules_total',
+    GPU_LABELS,
+    'Energy the GPU consumed since the driver was loaded (resets when it reloads); Volta and newer',
+  ),
   gauge('vgpu_gpu_sm_clock_hertz', GPU_LABELS, 'Current SM clock'),
   gauge('vgpu_gpu_memory_clock_hertz', GPU_LABELS, 'Current memory clock'),
   gauge(
@@ -144,7 +149,12 @@ export const MONITOR_FAMILIES: readonly FamilyDefinition[] = [
   ),
 ];
 
-type Labels = Record<string, string>;
+export type Labels = Record<string, string>;
+
+/** A reading in another unit (`scaled(watts, 1000)`); undefined stays undefined (no series). */
+export function scaled(value: number | undefined, factor: number): number | undefined {
+  return value === undefined ? undefined : value * factor;
+}
 
 /**
  * Families and how to compute them from a snapshot: the monitor's own (MONITOR_FAMILY_SET), and the

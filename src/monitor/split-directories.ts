@@ -8,8 +8,11 @@
  * HAMi-core's own usage. Device IDs are reused by later containers, so when several directories name
  * the same IDs the newest belongs to the container holding them now. Directories no container holds any
  * more are handed to the garbage collector (split-gc.ts). A scan never throws: what cannot be read is
- * logged once and left out.
+ * logged once and left out. Each directory's allocation.json is parsed once per version of the file:
+ * kept by (inode, size, mtime), read again only when one of them changes, forgotten when the directory
+ * goes (a stat per scan instead of a read and a schema check: the plugin writes the file once).
  */
+import type { BigIntStats } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -84,6 +87,8 @@ export class SplitDirectories {
   private readonly gc: SplitGarbageCollector;
   /** problems already logged, per directory or file: each is logged once, again after it cleared */
   private readonly reported = new Map<string, string>();
+  /** per directory, its allocation.json as parsed and the version of the file it was parsed from */
+  private readonly allocations = new Map<string, { version: string; allocation: AllocationFile }>();
 
   constructor(private readonly options: SplitDirectoriesOptions) {
     this.logger = options.logger.child({ component: 'split-directories' });
@@ -135,7 +140,9 @@ export class SplitDirectories {
     }
     const read = await mapConcurrently(names.sort(), (name) => this.readDirectory(name));
     const directories = read.filter((d): d is AllocationDirectory => d !== undefined);
-    this.forgetProblemsOutside(new Set(directories.map((d) => d.dir)));
+    const present = new Set(directories.map((d) => d.dir));
+    this.forgetProblemsOutside(present);
+    for (const dir of this.allocations.keys()) if (!present.has(dir)) this.allocations.delete(dir);
     return directories;
   }
 
@@ -148,13 +155,32 @@ export class SplitDirectories {
       return undefined; // removed meanwhile
     }
     const file = path.join(dir, ALLOCATION_FILE);
-    const read = await readAllocationFile(file);
+    const read = await this.allocationOf(dir, file);
     if (typeof read === 'string') {
       this.reportProblem(dir, read, { file }, `${read}: the directory is left alone`);
       return { name, dir, modifiedMs };
     }
     this.clearProblem(dir);
     return { name, dir, modifiedMs, allocation: read };
+  }
+
+  /** The directory's allocation.json, parsed again only when the file changed; or what is wrong with it. */
+  private async allocationOf(dir: string, file: string): Promise<AllocationFile | string> {
+    let info: BigIntStats;
+    try {
+      info = await stat(file, { bigint: true });
+    } catch (err) {
+      this.allocations.delete(dir);
+      return `${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
+    const version = `${info.ino}:${info.size}:${info.mtimeNs}`;
+    const cached = this.allocations.get(dir);
+    if (cached?.version === version) return cached.allocation;
+    const read = await readAllocationFile(file, Number(info.size));
+    // Only a parsed file is kept: one being written (not JSON yet) or unreadable is tried again.
+    if (typeof read === 'string') this.allocations.delete(dir);
+    else this.allocations.set(dir, { version, allocation: read });
+    return read;
   }
 
   /** One SplitUsage per GPU of the allocation that this node has. */
@@ -216,11 +242,10 @@ export class SplitDirectories {
   }
 }
 
-/** The parsed file, or what is wrong with it. */
-async function readAllocationFile(file: string): Promise<AllocationFile | string> {
+/** The parsed file (`size` bytes when it was looked at), or what is wrong with it. */
+async function readAllocationFile(file: string, size: number): Promise<AllocationFile | string> {
+  if (size > ALLOCATION_FILE_MAX_BYTES) return `${file} is ${size} bytes, not the plugin's allocation file`;
   try {
-    const { size } = await stat(file);
-    if (size > ALLOCATION_FILE_MAX_BYTES) return `${file} is ${size} bytes, not the plugin's allocation file`;
     const parsed = allocationFileSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
     if (!parsed.success)
       return `${file} is not the plugin's allocation file: ${parsed.error.issues[0]?.message}`;

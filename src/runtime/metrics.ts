@@ -26,13 +26,18 @@ const MISNAMED_DEFAULT_GAUGES = [
   'nodejs_active_resources_total',
 ];
 
-export class RuntimeMetrics extends MetricFamilies {
-  readonly buildInfo = new Gauge({
+/** `vgpu_agent_build_info` on `registry`: every agent process serves it, idle ones too. */
+function buildInfoGauge(registry: Registry) {
+  return new Gauge({
     name: 'vgpu_agent_build_info',
     help: 'Always 1; labels tell the agent version and the NVML driver version',
     labelNames: ['version', 'driver_version'] as const,
-    registers: [this.registry],
+    registers: [registry],
   });
+}
+
+export class RuntimeMetrics extends MetricFamilies {
+  readonly buildInfo = buildInfoGauge(this.registry);
 
   readonly nvmlErrors = new Counter({
     name: 'vgpu_agent_nvml_errors_total',
@@ -49,5 +54,30 @@ export class RuntimeMetrics extends MetricFamilies {
 
   countNvmlError(error: NvmlError): void {
     this.nvmlErrors.inc({ function: error.functionName, code: error.codeName });
+  }
+}
+
+/** Why an agent idles instead of running: the `reason` label of `vgpu_agent_idle`. */
+export type IdleReason = 'nvml_unavailable';
+
+/**
+ * The registry of an idling agent (NVML unavailable, failOnInitError=false): build info (no driver
+ * version) and `vgpu_agent_idle`. No default process collectors: their event-loop-delay sampler is a
+ * timer, and a pod idling on every GPU-less node should cost next to nothing.
+ */
+export class IdleMetrics extends MetricFamilies {
+  readonly buildInfo = buildInfoGauge(this.registry);
+
+  readonly idle = new Gauge({
+    name: 'vgpu_agent_idle',
+    help: '1 while the agent idles instead of running; reason says why (nvml_unavailable: NVML could not be loaded and failOnInitError is false)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(agentVersion: string, reason: IdleReason) {
+    super(new Registry());
+    this.buildInfo.set({ version: agentVersion, driver_version: '' }, 1);
+    this.idle.set({ reason }, 1);
   }
 }

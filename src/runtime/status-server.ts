@@ -12,6 +12,8 @@ export interface StatusServerOptions {
   registry: Registry;
   /** null when ready, else why not (shown in the /readyz body) */
   notReadyReason: () => string | null;
+  /** the /readyz body when ready (default `ready`) */
+  readyText?: string;
 }
 
 /** `[host]:port` → host (undefined: every interface) and port; throws naming the address otherwise. */
@@ -41,7 +43,7 @@ export class StatusServer {
         const reason = options.notReadyReason();
         res
           .writeHead(reason === null ? 200 : 503, { 'content-type': 'text/plain' })
-          .end(reason === null ? 'ready\n' : `${reason}\n`);
+          .end(`${reason ?? options.readyText ?? 'ready'}\n`);
       } else if (url === '/metrics') {
         options.registry.metrics().then(
           (text) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(text),

@@ -285,6 +285,8 @@ describe('chart defaults', () => {
     );
     expect(test.spec.affinity).toEqual(podSpec(objects).affinity);
     expect(test.spec.securityContext.runAsNonRoot).toBe(true);
+    // An idling agent answers 200 too; on a GPU node that is a failure.
+    expect(test.spec.containers[0].args[0]).toContain("return !body.startsWith('idle:')");
   });
 });
 
@@ -322,17 +324,16 @@ describe('chart modes', () => {
     });
   });
 
-  it('CPU manager: privileged with device specs; no probes, since an idle agent serves no HTTP', () => {
+  it('CPU manager with failOnInitError=false: privileged with device specs, probed like any mode (an idle agent serves its status)', () => {
     const plugin = container(rendered('cpu-manager-values.yaml'), 'plugin');
     expect(plugin.securityContext.privileged).toBe(true);
     expect(envOf(plugin)).toMatchObject({ PASS_DEVICE_SPECS: 'true', FAIL_ON_INIT_ERROR: 'false' });
-    expect(plugin.livenessProbe).toBeUndefined();
-    expect(plugin.readinessProbe).toBeUndefined();
-    // The monitor idles the same way without NVML, so it has no probes either.
+    expect(plugin.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'plugin-metrics' });
+    expect(plugin.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'plugin-metrics' });
     const monitor = container(rendered('cpu-manager-values.yaml'), 'monitor');
     expect(envOf(monitor).FAIL_ON_INIT_ERROR).toBe('false');
-    expect(monitor.livenessProbe).toBeUndefined();
-    expect(monitor.readinessProbe).toBeUndefined();
+    expect(monitor.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'monitor-metrics' });
+    expect(monitor.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'monitor-metrics' });
   });
 
   it("split slices: every config's hookPath (default /usr/local/vgpu) and split.hookPaths, read-write at the same path", () => {

@@ -113,13 +113,18 @@ describe('vgpu-agent monitor (process)', () => {
     expect(run.stderr).toContain('Run `vgpu-agent monitor --help`.');
   });
 
-  it('idles without NVML when FAIL_ON_INIT_ERROR=false, and exits 0 on SIGTERM', async () => {
+  it('idles without NVML when FAIL_ON_INIT_ERROR=false, serving /healthz /readyz /metrics, and exits 0 on SIGTERM', async () => {
     const run = runCli(['monitor', '--metrics-address', '127.0.0.1:0'], {
       NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',
       FAIL_ON_INIT_ERROR: 'false',
     });
     const idling = 'NVML unavailable and failOnInitError=false: idling';
     await expect.poll(() => logLine(run, idling), { timeout: 20_000 }).toBeDefined();
+    const port = logLine(run, 'serving /metrics, /healthz, /readyz')?.port as number;
+    const get = (p: string) => fetch(`http://127.0.0.1:${port}${p}`);
+    expect((await get('/healthz')).status).toBe(200);
+    expect((await get('/readyz')).status).toBe(200);
+    expect(await (await get('/metrics')).text()).toContain('vgpu_agent_idle{reason="nvml_unavailable"} 1');
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);
   });

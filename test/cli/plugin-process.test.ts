@@ -249,18 +249,28 @@ describe('vgpu-agent plugin (process)', () => {
     expect(run.stderr).toContain(message);
   });
 
-  it('with failOnInitError=false and no NVML, idles without crashing and stops cleanly', async () => {
+  it('with failOnInitError=false and no NVML, idles serving /healthz /readyz /metrics, and stops cleanly', async () => {
     const run = runCli(
-      ['plugin', '--nvml-library', '/nonexistent/libnvidia-ml.so.1', '--metrics-address', ''],
-      {
-        FAIL_ON_INIT_ERROR: 'false',
-      },
+      ['plugin', '--nvml-library', '/nonexistent/libnvidia-ml.so.1', '--metrics-address', '127.0.0.1:0'],
+      { FAIL_ON_INIT_ERROR: 'false' },
     );
     await expect
       .poll(() => run.lines.some((l) => String(l.msg).includes('failOnInitError=false: idling')), {
         timeout: 10_000,
       })
       .toBe(true);
+    const port = run.lines.find((l) => l.msg === 'serving /metrics, /healthz, /readyz')?.port as number;
+    const get = (p: string) => fetch(`http://127.0.0.1:${port}${p}`);
+    expect((await get('/healthz')).status).toBe(200);
+    // Ready: nothing is wrong with the agent on a node without GPUs (a DaemonSet rollout must not stall there).
+    const readyz = await get('/readyz');
+    expect(readyz.status).toBe(200);
+    expect(await readyz.text()).toMatch(/^idle: NVML unavailable/);
+    const metrics = await (await get('/metrics')).text();
+    expect(metrics).toContain('vgpu_agent_idle{reason="nvml_unavailable"} 1');
+    expect(metrics).toMatch(/vgpu_agent_build_info\{version="[^"]+",driver_version=""\} 1/);
+    // No process collectors while idling: their event-loop-delay sampler is a timer.
+    expect(metrics).not.toMatch(/^(nodejs|process)_/m);
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);
   });

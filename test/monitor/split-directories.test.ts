@@ -4,7 +4,7 @@
  * through kubelet's device IDs, the limits and HAMi-core usage reported, and the garbage collection
  * (grace period, never in use, never without an answer from kubelet), each removal logged.
  */
-import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -221,6 +221,63 @@ describe('split directories: join and usage', () => {
     expect(warnings).toHaveLength(2);
     expect(warnings.find((w) => w.includes('x.cache'))).toMatch(/magic 42 is not HAMi-core's/);
     expect(warnings.find((w) => w.includes('stray'))).toMatch(/allocation\.json: ENOENT.*left alone/);
+  });
+});
+
+describe('split directories: allocation.json read once per version of the file', () => {
+  const ids = [`${GPU0}::0`];
+  const content = (memoryMiB: number) =>
+    `${JSON.stringify({
+      resource: RESOURCE,
+      deviceIds: ids,
+      limits: [{ uuid: GPU0, memoryMiB, corePercent: 10 }],
+      allocatedAt: '2026-01-01T00:00:00.000Z',
+    })}\n`;
+  // Whole milliseconds: utimes puts these back exactly (a file's own mtime has nanoseconds).
+  const T1 = new Date('2026-01-01T00:00:01.000Z');
+  const T2 = new Date('2026-01-01T00:00:02.000Z');
+  const memoryLimits = async (s: SplitDirectories) => (await s.scan()).map((u) => u.memoryLimitBytes);
+
+  /** `content` in `file` with mtime `when`: rewritten in place (same inode). */
+  async function write(file: string, memoryMiB: number, when: Date): Promise<void> {
+    await writeFile(file, content(memoryMiB));
+    await utimes(file, when, when);
+  }
+
+  it('re-reads a file whose mtime, size or inode changed, not an unchanged one, and forgets removed directories', async () => {
+    const dir = await allocationDir('a', { deviceIds: ids });
+    const file = path.join(dir, 'allocation.json');
+    await write(file, 1000, T1);
+    const source = new Assignments();
+    source.current = [{ names: TRAIN, resource: RESOURCE, deviceIds: ids }];
+    const s = scanner(source);
+    expect(await memoryLimits(s)).toEqual([1000 * MiB]);
+
+    // Same mtime, size and inode: not read again, so the scan still reports what it read first.
+    await write(file, 2000, T1);
+    expect(await memoryLimits(s)).toEqual([1000 * MiB]);
+    // A later mtime: read again.
+    await utimes(file, T2, T2);
+    expect(await memoryLimits(s)).toEqual([2000 * MiB]);
+    // Another size: read again.
+    await write(file, 30000, T2);
+    expect(await memoryLimits(s)).toEqual([30000 * MiB]);
+    // Another file (inode) of the same size and mtime, renamed into place: read again.
+    const replacement = path.join(root, 'replacement.json');
+    await write(replacement, 40000, T2);
+    await rename(replacement, file);
+    expect(await memoryLimits(s)).toEqual([40000 * MiB]);
+
+    // The directory goes (its file kept aside) for one scan, then comes back with the same file (inode,
+    // size, mtime) holding other limits: read again, so the directory was forgotten when it went.
+    const aside = path.join(root, 'aside.json');
+    await rename(file, aside);
+    await rm(dir, { recursive: true });
+    expect(await memoryLimits(s)).toEqual([]);
+    await mkdir(dir);
+    await rename(aside, file);
+    await write(file, 50000, T2);
+    expect(await memoryLimits(s)).toEqual([50000 * MiB]);
   });
 });
 

@@ -4,7 +4,6 @@
  * HTTP, process metrics, SIGTERM exiting 0, and bad flags or a missing NVML failing in one line.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mockNvmlLibraryPath } from '../../src/paths.js';
 import { MockNode } from '../../src/sim/mock-node.js';
 import { killAll, logLine, runCli, runMonitorCli } from '../helpers/cli-process.js';
 import { containerCgroup, FakeHostProc, holdStatRead, hostCgroup } from '../helpers/fake-proc.js';

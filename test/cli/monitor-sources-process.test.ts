@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CA_FILE_ENV, TOKEN_FILE_ENV } from '../../src/kube/in-cluster.js';
-import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
+import { packageRoot } from '../../src/paths.js';
 import { MockNode } from '../../src/sim/mock-node.js';
 import { PodResourcesServer, type PodResourcesView } from '../../src/sim/pod-resources.js';
 import { killAll, logLine, runCli, runMonitorCli } from '../helpers/cli-process.js';

@@ -72,12 +72,15 @@ function rfc3339Now(): string {
   return `${new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 19)}+08:00`;
 }
 
-/** The scheduler binds the container's pod here (pod annotations and node lock); kubelet admits it. */
+/**
+ * The scheduler binds the container's pod here (pod annotations and node lock); kubelet admits it with
+ * these replica IDs, which only count (named after other GPUs than the scheduler's on purpose).
+ */
 async function schedule(
   api: FakeHamiApi,
   running: PluginNode,
   c: ScheduledContainer,
-  count: number,
+  replicaIds: string[],
 ): Promise<{ deviceIds: string[]; response: ContainerAllocateResponse }> {
   const pod: HamiPod = {
     metadata: {
@@ -100,7 +103,7 @@ async function schedule(
   api.addPod(pod);
   api.nodeAnnotations['hami.io/mutex.lock'] = `${rfc3339Now()},${c.namespace},${c.pod}`;
   const names = { namespace: c.namespace, pod: c.pod, container: c.container };
-  return running.kubelet!.allocate(GPU, count, { container: names });
+  return running.kubelet!.allocateIds(GPU, replicaIds, { container: names });
 }
 
 /** The host path of a file the container sees at `containerPath`, through the response's mounts. */
@@ -206,8 +209,8 @@ describe('HAMi mode: the monitor', () => {
       containerId: 'b2'.repeat(32),
       toAllocate: `${g2},NVIDIA,2000,0:${g0},NVIDIA,1000,0:;`,
     };
-    const trained = await schedule(api, running, train, 1);
-    const inferred = await schedule(api, running, infer, 2);
+    const trained = await schedule(api, running, train, [`${g0}-0`]);
+    await schedule(api, running, infer, [`${g0}-1`, `${g1}-3`]);
 
     // Their processes: on the GPUs the scheduler chose, whatever replica IDs kubelet counted.
     const proc = await FakeHostProc.create(running.node.hostPaths.procRoot);
@@ -265,7 +268,7 @@ describe('HAMi mode: the monitor', () => {
       });
     const samples = await scrape(monitor.port);
     // kubelet's replica ID stands for the GPU the scheduler chose, whichever GPU its name carries.
-    expect(allocationRows(samples, 'train-0')).toEqual([[trained.deviceIds[0], g1, '1']]);
+    expect(allocationRows(samples, 'train-0')).toEqual([[`${g0}-0`, g1, '1']]);
 
     const hamiTrain = { zone: 'vGPU', ...trainNames, vdevice_index: '0', device_uuid: g1 };
     expect(hamiSeries(samples, hamiTrain)).toEqual({
@@ -294,8 +297,8 @@ describe('HAMi mode: the monitor', () => {
     expect(seriesValue(samples, 'vgpu_container_memory_used_bytes', inferOn(g0, 0))).toBe(700 * MiB);
     expect(seriesValue(samples, 'vgpu_unallocated_memory_used_bytes', { pod: 'infer-0' })).toBeUndefined();
     expect(allocationRows(samples, 'infer-0')).toEqual([
-      [inferred.deviceIds[0], g2, '2'],
-      [inferred.deviceIds[1], g0, '0'],
+      [`${g0}-1`, g2, '2'],
+      [`${g1}-3`, g0, '0'],
     ]);
     const hamiInfer = (index: number, uuid: string) => ({
       zone: 'vGPU',

@@ -45,7 +45,7 @@ export const monitorSourceOptions: OptionSpec[] = [
     type: 'string',
     multiple: true,
     description:
-      "The plugin's split.hookPath (repeat, or comma-separated): split slices' limits, HAMi-core's usage, and removal of directories no container holds",
+      "The plugin's split.hookPath or sharing.hami.hookPath (repeat, or comma-separated): split slices' and HAMi-mode containers' limits and GPUs, HAMi-core's usage, and removal of directories no container holds",
   },
   {
     flag: 'split-gc-grace',

@@ -8,7 +8,6 @@
  * the lock, so the scheduler retries elsewhere; kubelet gets an error naming the pod and the reason.
  * Calls are serialized: the protocol is node-global.
  */
-import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { HamiSettings } from '../config/schema.js';
@@ -214,7 +213,6 @@ export class HamiAllocator {
     );
     response.envs = { ...response.envs, ...hamiCoreEnvs(devices, container, context.settings) };
     await context.hamiCore.attach(response, {
-      cacheName: randomUUID(),
       containerDir: `${pod.metadata.uid}_${container.name}`,
       record: {
         pod: podName(pod),

@@ -25,6 +25,7 @@ import {
   type ProcessUsage,
   type SplitUsage,
 } from './snapshot.js';
+import { withSplitDeviceIds } from './split-allocations.js';
 
 const DEFAULT_COLLECTION_INTERVAL_MS = 5000;
 const PROC_WARNING_INTERVAL_MS = 60_000;
@@ -144,12 +145,9 @@ export class Collector {
     const found = await this.lookupProcesses(pids);
     this.options.hostProcesses.retainOnly(pids);
     const devices = samples.map(([sampler, sample]) => this.deviceSnapshot(sampler, sample, found));
-    const usage = summarizeUsage(
-      devices,
-      this.options.namer ?? NO_NAMES,
-      this.options.allocations ?? NO_ALLOCATIONS,
-    );
     const splits = await this.scanSplits();
+    const allocations = withSplitDeviceIds(this.options.allocations ?? NO_ALLOCATIONS, splits);
+    const usage = summarizeUsage(devices, this.options.namer ?? NO_NAMES, allocations);
     const { inventory } = this.options;
     this.last = deepFreeze({
       takenAtMs,
@@ -161,7 +159,7 @@ export class Collector {
       ...usage,
       processesNotInProc: [...pids].filter((pid) => !found.has(pid)).length,
       ...(splits && { splits }),
-      allocations: [...(this.options.allocations?.allocations?.() ?? [])],
+      allocations: [...(allocations.allocations?.() ?? [])],
     });
     this.options.hooks?.onCollected?.(this.last);
     return this.last;

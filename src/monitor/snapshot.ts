@@ -114,6 +114,11 @@ export interface SplitUsage {
   names: ContainerNames;
   /** the allocation directory's name under `<hookPath>/containers/` */
   allocation: string;
+  /**
+   * kubelet's device IDs that stand for this GPU: a slice's own (`<uuid>::<n>`); in HAMi mode, where
+   * kubelet's IDs (`<uuid>-<n>`) only count replicas, the one at the GPU's position in the directory
+   */
+  deviceIds: readonly string[];
   /** the GPU's position in the container (NVIDIA_VISIBLE_DEVICES order, CUDA_DEVICE_MEMORY_LIMIT_<i>) */
   deviceIndex: number;
   /** Σ of its slices' memory on this GPU; absent when neither allocation.json nor the region gives it */

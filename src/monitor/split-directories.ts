@@ -1,7 +1,9 @@
 /**
  * Split slices' host directories: the plugin gives each split container a directory
  * `<hookPath>/containers/<allocation>/` holding allocation.json (resource, device IDs, per-GPU limits)
- * and, once a process used the GPU, HAMi-core's shared region `<allocation>.cache`.
+ * and, once a process used the GPU, HAMi-core's shared region `<allocation>.cache`. HAMi mode's
+ * containers (`sharing.hami`) get the same, `<pod UID>_<container>`, with the GPUs and limits HAMi's
+ * scheduler chose.
  *
  * Each scan joins every directory to its container through the device IDs kubelet allocated (the
  * DeviceAssignmentSource, PodResources in the agent), and reports per container and GPU the limits and
@@ -17,6 +19,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { parseDeviceId } from '../devices/resources.js';
 import type { ContainerNames } from './containers.js';
 import { type RegionProcess, readSharedRegion, type SharedRegion, SharedRegionError } from './hami-region.js';
 import type { HamiCoreUsage, SplitUsage } from './snapshot.js';
@@ -188,6 +191,7 @@ export class SplitDirectories {
     const allocation = directory.allocation!;
     const region = await this.readRegion(directory);
     const gpus = allocation.limits?.map((l) => l.uuid) ?? gpusOf(allocation.deviceIds);
+    const deviceIds = deviceIdsByGpu(allocation.deviceIds, gpus);
     const usage: SplitUsage[] = [];
     gpus.forEach((uuid, i) => {
       const gpuIndex = this.gpuIndex.get(uuid);
@@ -196,6 +200,7 @@ export class SplitDirectories {
         device: { uuid, gpuUuid: uuid, gpuIndex },
         names: { ...assignment.names },
         allocation: directory.name,
+        deviceIds: deviceIds[i]!,
         deviceIndex: i,
       };
       const limits = allocation.limits?.[i];
@@ -273,6 +278,21 @@ async function mapConcurrently<T, R>(items: readonly T[], fn: (item: T) => Promi
 /** The physical GPUs of slice IDs (`<uuid>::<n>`), in order. */
 function gpusOf(deviceIds: readonly string[]): string[] {
   return [...new Set(deviceIds.map((id) => id.split('::')[0]!))];
+}
+
+/**
+ * For each of the directory's GPUs, the device IDs that stand for it: an ID naming one of them (a
+ * slice's `<uuid>::<n>`) stands for its own; any other stands for the GPU at its position. That is HAMi
+ * mode: kubelet's `<uuid>-<n>` only counts replicas, HAMi's scheduler chose the GPUs, and the plugin
+ * writes them (limits) in the order of kubelet's IDs, one each.
+ */
+function deviceIdsByGpu(deviceIds: readonly string[], gpus: readonly string[]): string[][] {
+  const byGpu = gpus.map((): string[] => []);
+  deviceIds.forEach((id, position) => {
+    const own = gpus.indexOf(parseDeviceId(id)?.uuid ?? '');
+    byGpu[own >= 0 ? own : position]?.push(id);
+  });
+  return byGpu;
 }
 
 function assignmentKey(resource: string, deviceIds: readonly string[]): string {

@@ -66,9 +66,10 @@ function splitLimitEnvs(limits: readonly SplitGpuLimits[]): Record<string, strin
 
 /** One container's HAMi-core set-up: where its files go on the host. */
 export interface HamiCoreContainer {
-  /** the cache file's name, `<name>.cache` under hookPath in the container */
-  cacheName: string;
-  /** `containers/<containerDir>` under hookPath on the host */
+  /**
+   * `containers/<containerDir>` under hookPath on the host; the shared-region file is
+   * `<containerDir>.cache` in it, the name the monitor looks for (split-gc.ts `regionFile`)
+   */
   containerDir: string;
   /** written as allocation.json in that directory: who the container is, for people and the monitor */
   record: object;
@@ -115,7 +116,6 @@ export class SplitAllocator {
     response.envs = { ...response.envs, ...splitLimitEnvs(limits) };
     const allocation = randomUUID();
     await this.attach(response, {
-      cacheName: allocation,
       containerDir: allocation,
       record: {
         resource,
@@ -140,7 +140,7 @@ export class SplitAllocator {
     await this.ensureLockDir();
     response.envs = {
       ...response.envs,
-      CUDA_DEVICE_MEMORY_SHARED_CACHE: path.posix.join(this.host.hookPath, `${container.cacheName}.cache`),
+      CUDA_DEVICE_MEMORY_SHARED_CACHE: path.posix.join(this.host.hookPath, `${container.containerDir}.cache`),
     };
     const mounts = this.mounts(hostDir).filter(
       (m) => container.preload || m.container_path !== '/etc/ld.so.preload',

@@ -336,27 +336,36 @@ describe('chart modes', () => {
     expect(monitor.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'monitor-metrics' });
   });
 
-  it("split slices: every config's hookPath (default /usr/local/vgpu) and split.hookPaths, read-write at the same path", () => {
+  it("HAMi-core: every config's hookPath (split, hami or HAMi's file; default /usr/local/vgpu) and split.hookPaths, read-write at the same path, and the monitor reads them", () => {
     for (const [file, paths] of [
       ['split-values.yaml', ['/opt/hami/vgpu', '/srv/hami-extra', '/usr/local/vgpu']],
+      ['hami-values.yaml', ['/opt/hami/vgpu', '/usr/local/vgpu']],
       ['kubeapi-off-values.yaml', ['/usr/local/vgpu']],
       ['time-slicing-values.yaml', []],
     ] as const) {
       const objects = rendered(file);
-      const plugin = container(objects, 'plugin');
-      const hookMounts = plugin.volumeMounts.filter((m: { name: string }) => m.name.startsWith('hook-path-'));
-      expect(
-        hookMounts.map((m: { mountPath: string }) => m.mountPath),
-        file,
-      ).toEqual(paths);
-      for (const mount of hookMounts) {
-        expect(mount.readOnly, file).toBeUndefined();
-        expect(volumeOf(objects, mount.name).hostPath).toEqual({
-          path: mount.mountPath,
-          type: 'DirectoryOrCreate',
-        });
+      for (const name of ['plugin', 'monitor']) {
+        const hookMounts = container(objects, name).volumeMounts.filter((m: { name: string }) =>
+          m.name.startsWith('hook-path-'),
+        );
+        expect(
+          hookMounts.map((m: { mountPath: string }) => m.mountPath),
+          `${file} ${name}`,
+        ).toEqual(paths);
+        for (const mount of hookMounts) {
+          expect(mount.readOnly, file).toBeUndefined();
+          expect(volumeOf(objects, mount.name).hostPath).toEqual({
+            path: mount.mountPath,
+            type: 'DirectoryOrCreate',
+          });
+        }
       }
+      const hookFlags = container(objects, 'monitor').args.filter((a: string) =>
+        a.startsWith('--hook-path='),
+      );
+      expect(hookFlags, file).toEqual(paths.length ? [`--hook-path=${paths.join(',')}`] : []);
     }
+    expect(container(rendered('hami-values.yaml'), 'monitor').args).toContain('--compat=hami');
   });
 
   it('kubeApi off: no ServiceAccount, no RBAC, no token, no API flag; the pinned key instead', () => {

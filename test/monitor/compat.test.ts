@@ -186,6 +186,7 @@ describe('--compat hami', () => {
     device: GPU0,
     names: TRAIN,
     allocation: 'a1',
+    deviceIds: [`${GPU0.uuid}::0`],
     deviceIndex: 0,
     memoryLimitBytes: 10240 * MiB,
     smLimitRatio: 0.5,
@@ -286,6 +287,7 @@ describe('compat family sets', () => {
           device: GPU0,
           names: TRAIN,
           allocation: 'a',
+          deviceIds: [`${GPU0.uuid}::0`],
           deviceIndex: 0,
           memoryLimitBytes: MiB,
           hami: {

@@ -144,6 +144,7 @@ describe('split directories: join and usage', () => {
         device: { uuid: GPU0, gpuUuid: GPU0, gpuIndex: 0 },
         names: TRAIN,
         allocation: 'a1',
+        deviceIds: [`${GPU0}::0`, `${GPU0}::1`],
         deviceIndex: 0,
         memoryLimitBytes: 20480 * MiB,
         smLimitRatio: 0.5,
@@ -161,6 +162,7 @@ describe('split directories: join and usage', () => {
       expect.objectContaining({
         device: { uuid: GPU1, gpuUuid: GPU1, gpuIndex: 1 },
         names: TRAIN,
+        deviceIds: [`${GPU1}::0`],
         deviceIndex: 1,
         memoryLimitBytes: 10240 * MiB,
         smLimitRatio: 0.25,
@@ -170,10 +172,30 @@ describe('split directories: join and usage', () => {
         device: { uuid: GPU1, gpuUuid: GPU1, gpuIndex: 1 },
         names: SERVE,
         allocation: 'b2',
+        deviceIds: [`${GPU1}::1`],
         deviceIndex: 0,
         memoryLimitBytes: 10240 * MiB,
         smLimitRatio: 0.25,
       },
+    ]);
+  });
+
+  it("HAMi mode: kubelet's replica IDs only count, each stands for the scheduler's GPU at its position", async () => {
+    // kubelet counted two replicas of GPU 0; HAMi's scheduler chose GPU 1, then GPU 0
+    const ids = [`${GPU0}-2`, `${GPU0}-3`];
+    await allocationDir('uid-p1_main', {
+      deviceIds: ids,
+      limits: [
+        { uuid: GPU1, memoryMiB: 3000, corePercent: 30 },
+        { uuid: GPU0, memoryMiB: 1000, corePercent: 30 },
+      ],
+    });
+    const source = new Assignments();
+    source.current = [{ names: TRAIN, resource: RESOURCE, deviceIds: [...ids].reverse() }];
+    const usage = await scanner(source).scan();
+    expect(usage.map((u) => [u.device.uuid, u.deviceIndex, u.deviceIds, u.memoryLimitBytes])).toEqual([
+      [GPU1, 0, [ids[0]], 3000 * MiB],
+      [GPU0, 1, [ids[1]], 1000 * MiB],
     ]);
   });
 

@@ -137,17 +137,25 @@ readOnlyRootFilesystem: true
 {{- end }}
 
 {{/*
-HAMi-core host directories to mount: sharing.split.hookPath of every config in config.map that has
-sharing.split (default /usr/local/vgpu), plus split.hookPaths.
+HAMi-core host directories to mount: the hookPath (default /usr/local/vgpu) of every config in
+config.map that has sharing.split or sharing.hami, or is HAMi's device-config.yaml (an `nvidia:`
+section, read as sharing.hami with the default hookPath), plus split.hookPaths.
 */}}
 {{- define "vgpu-agent.hookPaths" -}}
 {{- $paths := list }}
 {{- if not .Values.config.existingConfigMap }}
 {{- range $key, $text := .Values.config.map }}
 {{- $config := fromYaml (toString $text) }}
-{{- if and (kindIs "map" $config.sharing) (hasKey ($config.sharing | default dict) "split") }}
-{{- $split := $config.sharing.split | default dict }}
-{{- $paths = append $paths ($split.hookPath | default "/usr/local/vgpu") }}
+{{- $sharing := $config.sharing | default dict }}
+{{- if kindIs "map" $sharing }}
+{{- range $mode := list "split" "hami" }}
+{{- if hasKey $sharing $mode }}
+{{- $paths = append $paths ((get $sharing $mode | default dict).hookPath | default "/usr/local/vgpu") }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (hasKey $config "nvidia") (not (hasKey $config "sharing")) (not (hasKey $config "version")) }}
+{{- $paths = append $paths "/usr/local/vgpu" }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -21,13 +21,13 @@ import type { ContainerAllocateResponse } from '../../src/kubelet-api/proto.js';
 import { createLogger } from '../../src/log.js';
 import { LiveMonitor } from '../../src/monitor/live-monitor.js';
 import { mockNvmlLibraryPath, packageRoot } from '../../src/paths.js';
+import { HamiApiSimulator } from '../../src/sim/hami-api.js';
 import { containerCgroup, FakeHostProc } from '../helpers/fake-proc.js';
 import { writeRegionFile } from '../helpers/hami-region-file.js';
 import { monitorState } from '../helpers/monitor-state.js';
 import { type PluginNode, startPluginNode, tempDir } from '../helpers/plugin-node.js';
 import { type ScrapedSample, samplesOf, scrape, seriesValue } from '../helpers/scrape.js';
 import { FakeKubeApi } from '../kube/fake-api.js';
-import { FakeHamiApi } from '../kube/fake-hami-api.js';
 
 const NODE = 'gpu-node-1';
 const GPU = 'nvidia.com/gpu';
@@ -50,8 +50,8 @@ interface ScheduledContainer {
 }
 
 /** The plugin in HAMi mode on dgx-a100, HAMi-core under its hookPath, kubelet serving PodResources. */
-async function hamiNode(): Promise<{ api: FakeHamiApi; hook: string; running: PluginNode }> {
-  const api = await FakeHamiApi.start(NODE);
+async function hamiNode(): Promise<{ api: HamiApiSimulator; hook: string; running: PluginNode }> {
+  const api = await HamiApiSimulator.start(NODE);
   cleanups.push(() => api.close());
   const { dir: hook, remove } = await tempDir('vgpu-hami-hook-');
   cleanups.push(remove);
@@ -77,7 +77,7 @@ function rfc3339Now(): string {
  * these replica IDs, which only count (named after other GPUs than the scheduler's on purpose).
  */
 async function schedule(
-  api: FakeHamiApi,
+  api: HamiApiSimulator,
   running: PluginNode,
   c: ScheduledContainer,
   replicaIds: string[],

@@ -1,11 +1,13 @@
 /**
  * HealthMonitor through the real koffi binding on the mock NVML: a lost GPU is taken out of the shared
  * event set (so the other GPUs' Xids still arrive) and said once, a device stays Unhealthy for
- * recoverAfterSeconds, and a wait failure that keeps recurring is logged at most once per interval. Log lines are captured from pino, the clock is a
- * counter the test moves: nothing here depends on how fast the machine is.
+ * recoverAfterSeconds, and a wait failure that keeps recurring is logged at most once per interval.
+ * Log lines are captured from pino, the clock is a counter the test moves: nothing here depends on how
+ * fast the machine is. An error thrown out of the monitor's timer (which would end the agent) fails
+ * the test that caused it.
  */
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HealthMonitor, type HealthSettings } from '../../src/devices/health-monitor.js';
 import { buildInventory } from '../../src/devices/inventory.js';
 import { createLogger } from '../../src/log.js';
@@ -20,11 +22,21 @@ const settings: HealthSettings = { enabled: true, disabledXids: new Set([13]), r
 
 let opened: OpenedMock | undefined;
 let monitor: HealthMonitor | undefined;
+/** Errors no one caught, such as one thrown by a probe round: in the agent they end the process. */
+const uncaught: unknown[] = [];
+const onUncaught = (err: unknown) => uncaught.push(err);
+beforeAll(() => {
+  process.on('uncaughtException', onUncaught);
+});
+afterAll(() => {
+  process.off('uncaughtException', onUncaught);
+});
 afterEach(async () => {
   await monitor?.stop();
   monitor = undefined;
   await opened?.close();
   opened = undefined;
+  expect(uncaught.splice(0)).toEqual([]);
 });
 
 interface MonitorSetup {

@@ -128,7 +128,7 @@ export class HealthMonitor {
   }
 
   async stop(): Promise<void> {
-    if (this.probeTimer) clearInterval(this.probeTimer);
+    clearInterval(this.probeTimer);
     await this.watcher?.stop();
   }
 
@@ -192,14 +192,12 @@ export class HealthMonitor {
       return;
     }
     this.options.onXid?.(xid, true, gpuUuid);
-    // A MIG event names its instance: only that MIG device is affected.
+    // A MIG event names its instance: only that MIG device is affected. An event on the whole GPU
+    // carries no instance IDs, which no MIG device's match.
     const gpu = inventory.gpus.find((g) => g.uuid === gpuUuid);
-    const mig =
-      event.gpuInstanceId !== undefined
-        ? gpu?.migDevices.find(
-            (m) => m.gpuInstanceId === event.gpuInstanceId && m.computeInstanceId === event.computeInstanceId,
-          )
-        : undefined;
+    const mig = gpu?.migDevices.find(
+      (m) => m.gpuInstanceId === event.gpuInstanceId && m.computeInstanceId === event.computeInstanceId,
+    );
     const reason = xid === XID_GPU_FALLEN_OFF_BUS ? `Xid ${xid} (GPU has fallen off the bus)` : `Xid ${xid}`;
     this.mark(mig?.uuid ?? gpuUuid, reason, xid);
   }
@@ -236,16 +234,18 @@ export class HealthMonitor {
     for (const { uuid: gpu } of inventory.gpus) {
       const failure = failures.get(gpu);
       const out = this.outOfEventSet.get(gpu);
-      if (failure !== undefined && out) {
-        out.failed = true;
+      if (out) {
+        if (failure !== undefined) {
+          out.failed = true;
+        } else if (out.failed && this.lookUpHandle(gpu)) {
+          this.outOfEventSet.delete(gpu);
+          this.rejoining.add(gpu);
+          changed = true;
+        }
       } else if (failure !== undefined && afterWaitFailure && this.isInEventSet(gpu)) {
         this.outOfEventSet.set(gpu, { failed: true });
         this.rejoining.delete(gpu);
         logger.warn({ gpu, reason: failure }, 'GPU taken out of the event set; probing it on its own');
-        changed = true;
-      } else if (failure === undefined && out?.failed && this.lookUpHandle(gpu)) {
-        this.outOfEventSet.delete(gpu);
-        this.rejoining.add(gpu);
         changed = true;
       }
     }

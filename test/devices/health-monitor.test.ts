@@ -1,11 +1,13 @@
 /**
  * HealthMonitor through the real koffi binding on the mock NVML: a lost GPU is taken out of the shared
  * event set (so the other GPUs' Xids still arrive) and said once, a device stays Unhealthy for
- * recoverAfterSeconds, and a wait failure that keeps recurring is logged at most once per interval. Log lines are captured from pino, the clock is a
- * counter the test moves: nothing here depends on how fast the machine is.
+ * recoverAfterSeconds, and a wait failure that keeps recurring is logged at most once per interval.
+ * Log lines are captured from pino, the clock is a counter the test moves: nothing here depends on how
+ * fast the machine is. An error thrown out of the monitor's timer (which would end the agent) fails
+ * the test that caused it.
  */
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HealthMonitor, type HealthSettings } from '../../src/devices/health-monitor.js';
 import { buildInventory } from '../../src/devices/inventory.js';
 import { createLogger } from '../../src/log.js';
@@ -20,11 +22,21 @@ const settings: HealthSettings = { enabled: true, disabledXids: new Set([13]), r
 
 let opened: OpenedMock | undefined;
 let monitor: HealthMonitor | undefined;
+/** Errors no one caught, such as one thrown by a probe round: in the agent they end the process. */
+const uncaught: unknown[] = [];
+const onUncaught = (err: unknown) => uncaught.push(err);
+beforeAll(() => {
+  process.on('uncaughtException', onUncaught);
+});
+afterAll(() => {
+  process.off('uncaughtException', onUncaught);
+});
 afterEach(async () => {
   await monitor?.stop();
   monitor = undefined;
   await opened?.close();
   opened = undefined;
+  expect(uncaught.splice(0)).toEqual([]);
 });
 
 interface MonitorSetup {
@@ -36,6 +48,12 @@ interface MonitorSetup {
   settings?: Partial<HealthSettings>;
   /** edits the node after the inventory was read, before the monitor starts */
   beforeStart?: (opened: OpenedMock) => Promise<void>;
+  /** default 20 ms; an hour leaves only the probes a failed event wait runs */
+  probeIntervalMs?: number;
+  /** default 20 ms */
+  eventErrorBackoffMs?: number;
+  /** start the monitor without an onXid callback (`seen` and `xids` stay empty) */
+  withoutOnXid?: boolean;
 }
 
 /**
@@ -66,13 +84,17 @@ async function startMonitor(setup: MonitorSetup = {}) {
     settings: { ...settings, recoverAfterSeconds: setup.recoverAfterSeconds ?? 0, ...setup.settings },
     logger: createLogger({ level: 'debug', destination: sink }),
     onChange: () => changes.count++,
-    onXid: (xid, acted) => {
-      xids.push(xid);
-      seen.push([xid, acted]);
-    },
-    probeIntervalMs: 20,
+    ...(setup.withoutOnXid
+      ? {}
+      : {
+          onXid: (xid: number, acted: boolean) => {
+            xids.push(xid);
+            seen.push([xid, acted]);
+          },
+        }),
+    probeIntervalMs: setup.probeIntervalMs ?? 20,
     eventWaitTimeoutMs: 100,
-    eventErrorBackoffMs: 20,
+    eventErrorBackoffMs: setup.eventErrorBackoffMs ?? 20,
     now: () => {
       clock.reads++;
       return clock.ms;
@@ -90,18 +112,31 @@ async function startMonitor(setup: MonitorSetup = {}) {
 }
 
 const unhealthy = (m: HealthMonitor) => m.state.records().map((r) => r.uuid);
+const reasons = (m: HealthMonitor) => m.state.records().map((r) => [r.uuid, r.reason]);
 
-async function setLostAndWaitUntilSeen({ nvml, node }: OpenedMock, uuid: string): Promise<void> {
-  await node.setLost(uuid, true);
-  const answers = () => {
-    try {
-      nvml.memoryInfo(nvml.deviceByUuid(uuid));
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  await expect.poll(answers, { timeout: 5000, interval: 10 }).toBe(false);
+async function setLostAndWaitUntilSeen({ nvml, node }: OpenedMock, uuid: string, lost = true): Promise<void> {
+  await node.setLost(uuid, lost);
+  await expect.poll(() => answers(nvml, uuid), { timeout: 10_000, interval: 10 }).toBe(!lost);
+}
+
+/** NVML stops finding the node's GPU `index` (its handle lookup fails with NOT_FOUND). */
+async function setNotFoundAndWaitUntilSeen({ nvml, node }: OpenedMock, index: number): Promise<void> {
+  await node.update((state) => {
+    state.devices[index]!.failures = { nvmlDeviceGetHandleByUUID: 'NOT_FOUND' };
+  });
+  await expect
+    .poll(() => answers(nvml, node.state.devices[index]!.uuid), { timeout: 10_000, interval: 10 })
+    .toBe(false);
+}
+
+/** Whether NVML finds the device and answers a memory query for it. */
+function answers(nvml: OpenedMock['nvml'], uuid: string): boolean {
+  try {
+    nvml.memoryInfo(nvml.deviceByUuid(uuid));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 describe('HealthMonitor', () => {
@@ -120,7 +155,10 @@ describe('HealthMonitor', () => {
     await expect
       .poll(() => failures('nvmlDeviceGetMemoryInfo') - probedBefore, { timeout: 10_000 })
       .toBeGreaterThanOrEqual(20);
-    expect(unhealthy(monitor)).toEqual([GPU1, GPU0]);
+    expect(reasons(monitor)).toEqual([
+      [GPU1, 'GPU is lost (NVML_ERROR_GPU_IS_LOST)'],
+      [GPU0, 'Xid 48'],
+    ]);
     expect(lines('device marked Unhealthy').map((l) => l.device)).toEqual([GPU1, GPU0]);
     expect(lines('GPU taken out of the event set; probing it on its own')).toHaveLength(1);
     expect(lines(WAIT_FAILED)).toHaveLength(1);
@@ -151,19 +189,23 @@ describe('HealthMonitor', () => {
   });
 
   it('keeps a device Unhealthy for recoverAfterSeconds although NVML answers for it, then brings it back', async () => {
-    const { node, monitor, lines, clock } = await startMonitor({ recoverAfterSeconds: 300 });
+    const { node, monitor, lines, clock, changes, rounds } = await startMonitor({ recoverAfterSeconds: 300 });
     await node.injectEvent({ uuid: GPU0, xid: 48 });
     await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU0]);
+    // kubelet hears of a change only: the one mark so far, none for probe rounds that change nothing.
+    expect(changes.count).toBe(1);
     // One second short: GPU 0 answers every probe round (20 ms apart), many rounds pass, it stays out.
     clock.ms += 299_000;
-    const reads = clock.reads;
-    await expect.poll(() => clock.reads, { timeout: 10_000 }).toBeGreaterThanOrEqual(reads + 10);
+    await rounds(10);
     expect(unhealthy(monitor)).toEqual([GPU0]);
     expect(lines('device recovered: Healthy')).toEqual([]);
+    expect(changes.count).toBe(1);
 
     clock.ms += 1000;
     await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([]);
     expect(lines('device recovered: Healthy').map((l) => l.device)).toEqual([GPU0]);
+    await rounds(10);
+    expect(changes.count).toBe(2);
   });
 
   it('a wait failure that keeps recurring is logged once per interval, with the count held back', async () => {
@@ -189,8 +231,6 @@ describe('HealthMonitor', () => {
 });
 
 describe('HealthMonitor: what marks a device, and what brings it back', () => {
-  const reasons = (m: HealthMonitor) => m.state.records().map((r) => [r.uuid, r.reason]);
-
   it('records why: Xid 79 as the GPU off the bus, other Xids by number; ignored ones are logged and counted', async () => {
     const { node, monitor, seen, lines } = await startMonitor();
     await node.injectEvent({ uuid: GPU0, xid: 79 });
@@ -286,6 +326,7 @@ describe('HealthMonitor: what marks a device, and what brings it back', () => {
 
   it('checks turned off by a reload clear every mark, once; turned on again, probes mark again', async () => {
     const { node, monitor, lines, changes, rounds } = await startMonitor();
+    expect(lines('health checks disabled (DP_DISABLE_HEALTHCHECKS=all or health.enabled=false)')).toEqual([]);
     await node.injectEvent({ uuid: GPU0, xid: 48 });
     await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU0]);
     const before = changes.count;
@@ -303,6 +344,7 @@ describe('HealthMonitor: what marks a device, and what brings it back', () => {
     await rounds(10);
     expect(unhealthy(monitor)).toEqual([]);
     monitor.updateSettings({ ...settings, enabled: true });
+    expect(lines('health checks turned on by config')).toHaveLength(1);
     monitor.updateSettings({ ...settings, enabled: true });
     expect(lines('health checks turned on by config')).toHaveLength(1);
     await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU1]);
@@ -356,7 +398,9 @@ describe('HealthMonitor: GPUs the event set cannot watch', () => {
     const state = twoGpuState();
     state.failures = { nvmlEventSetCreate: 'UNKNOWN' };
     const { node, monitor, lines } = await startMonitor({ state });
-    expect(lines('NVML event set unavailable: health relies on periodic probes only')).toHaveLength(1);
+    expect(lines('NVML event set unavailable: health relies on periodic probes only')).toMatchObject([
+      { err: { codeName: 'NVML_ERROR_UNKNOWN' } },
+    ]);
     await node.setLost(GPU1, true);
     await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU1]);
   });
@@ -364,21 +408,7 @@ describe('HealthMonitor: GPUs the event set cannot watch', () => {
   it('a GPU NVML cannot find at start is marked, then watched once it answers', async () => {
     const { node, monitor, lines, xids } = await startMonitor({
       recoverAfterSeconds: 1,
-      beforeStart: async ({ node: n, nvml }) => {
-        await n.update((state) => {
-          state.devices[1]!.failures = { nvmlDeviceGetHandleByUUID: 'NOT_FOUND' };
-        });
-        // The mock sees a write from its next call 5 ms on: wait until the lookup fails.
-        const found = () => {
-          try {
-            nvml.deviceByUuid(GPU1);
-            return true;
-          } catch {
-            return false;
-          }
-        };
-        await expect.poll(found, { timeout: 10_000, interval: 10 }).toBe(false);
-      },
+      beforeStart: (o) => setNotFoundAndWaitUntilSeen(o, 1),
     });
     expect(monitor.state.records()).toMatchObject([
       { uuid: GPU1, reason: expect.stringMatching(/^cannot watch for events: /) },
@@ -391,5 +421,188 @@ describe('HealthMonitor: GPUs the event set cannot watch', () => {
       .toEqual([GPU1]);
     await node.injectEvent({ uuid: GPU1, xid: 94 });
     await expect.poll(() => xids, { timeout: 10_000 }).toEqual([94]);
+  });
+});
+
+/** Two A100s in MIG mode, each with GPU instance 1 split into compute instances 0 and 1. */
+function twoMigGpuState(): MockNvmlState {
+  const state = twoGpuState();
+  state.devices.forEach((device, g) => {
+    device.migEnabled = true;
+    device.migDevices = [0, 1].map((ci) => ({
+      uuid: `MIG-${g}${ci}000000-0000-0000-0000-000000000000`,
+      giId: 1,
+      ciId: ci,
+      profile: `${ci + 1}c.3g.40gb`,
+      memoryMiB: 40192,
+      multiprocessors: 14 * (ci + 1),
+    }));
+  });
+  return state;
+}
+
+describe('HealthMonitor: which device an event or a probe concerns', () => {
+  it('a MIG event marks its own compute instance, on its own GPU, which recovers while another GPU is down', async () => {
+    const { node, monitor, lines, clock, inventory } = await startMonitor({
+      state: twoMigGpuState(),
+      recoverAfterSeconds: 1,
+    });
+    // GPU 0 has a MIG device with the same GPU and compute instance IDs: only GPU 1's is meant.
+    const target = inventory.gpus[1]!.migDevices.find(
+      (m) => m.gpuInstanceId === 1 && m.computeInstanceId === 1,
+    )!;
+    await node.injectEvent({ uuid: target.uuid, xid: 94 });
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([target.uuid]);
+
+    await node.update((state) => {
+      state.devices[0]!.failures = { nvmlDeviceGetMemoryInfo: 'RESET_REQUIRED' };
+    });
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([target.uuid, GPU0]);
+    clock.ms += 10_000;
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([GPU0]);
+    expect(lines('device recovered: Healthy').map((l) => l.device)).toEqual([target.uuid]);
+  });
+
+  it('a GPU NVML no longer finds is marked, saying so', async () => {
+    const { monitor } = await startMonitor();
+    await setNotFoundAndWaitUntilSeen(opened!, 1);
+    await expect
+      .poll(() => reasons(monitor), { timeout: 10_000 })
+      .toEqual([
+        [
+          GPU1,
+          expect.stringMatching(
+            /^NVML no longer finds the device: nvmlDeviceGetHandleByUUID.*\(NVML_ERROR_NOT_FOUND\)$/,
+          ),
+        ],
+      ]);
+  });
+
+  it('a GPU failing a probe but not the event wait is marked and keeps its Xids', async () => {
+    const { node, monitor, lines, seen } = await startMonitor();
+    await node.update((state) => {
+      state.devices[1]!.failures = { nvmlDeviceGetMemoryInfo: 'RESET_REQUIRED' };
+    });
+    await expect
+      .poll(() => reasons(monitor), { timeout: 10_000 })
+      .toEqual([[GPU1, expect.stringMatching(/NVML_ERROR_RESET_REQUIRED/)]]);
+    await node.injectEvent({ uuid: GPU1, xid: 94 });
+    await expect.poll(() => seen, { timeout: 10_000 }).toEqual([[94, true]]);
+    expect(lines('GPU taken out of the event set; probing it on its own')).toEqual([]);
+  });
+
+  it('without an onXid callback, Xids are still ignored or acted on', async () => {
+    const { node, monitor, lines } = await startMonitor({ withoutOnXid: true });
+    await node.injectEvent({ uuid: GPU0, xid: 13 });
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await expect.poll(() => reasons(monitor), { timeout: 10_000 }).toEqual([[GPU0, 'Xid 48']]);
+    expect(lines('Xid ignored (application error or disabled)')).toMatchObject([{ gpu: GPU0, xid: 13 }]);
+    expect(lines(WAIT_FAILED)).toEqual([]);
+  });
+});
+
+/** Long enough that no periodic probe runs in a test: only a failed event wait makes the monitor probe. */
+const HOUR_MS = 3_600_000;
+
+/** Makes every event wait fail until `until` resolves: each failure probes every GPU. */
+async function failWaitsUntil(node: OpenedMock['node'], until: () => Promise<void>): Promise<void> {
+  await node.update((state) => {
+    state.failures = { nvmlEventSetWait_v2: 'UNKNOWN' };
+  });
+  await until();
+  await node.update((state) => {
+    delete state.failures;
+  });
+}
+
+describe('HealthMonitor: joining the event set again', () => {
+  it('a GPU NVML cannot find at start joins the event set at the first probe that finds it', async () => {
+    const { node, lines, xids } = await startMonitor({
+      probeIntervalMs: HOUR_MS,
+      beforeStart: (o) => setNotFoundAndWaitUntilSeen(o, 1),
+    });
+    await node.update((state) => {
+      delete state.devices[1]!.failures;
+    });
+    await expect.poll(() => answers(opened!.nvml, GPU1), { timeout: 10_000, interval: 10 }).toBe(true);
+    await failWaitsUntil(node, () =>
+      expect
+        .poll(() => lines('GPU back in the event set').map((l) => l.gpu), { timeout: 10_000 })
+        .toEqual([GPU1]),
+    );
+    await node.injectEvent({ uuid: GPU1, xid: 94 });
+    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([94]);
+  });
+
+  it('a GPU lost for a moment joins the event set again at the first probe it answers', async () => {
+    const { node, monitor, lines, xids } = await startMonitor({ probeIntervalMs: HOUR_MS });
+    await node.setLost(GPU1, true);
+    await expect
+      .poll(() => lines('GPU taken out of the event set; probing it on its own').map((l) => l.gpu), {
+        timeout: 10_000,
+      })
+      .toEqual([GPU1]);
+    expect(reasons(monitor)).toEqual([[GPU1, 'GPU is lost (NVML_ERROR_GPU_IS_LOST)']]);
+    await setLostAndWaitUntilSeen(opened!, GPU1, false);
+    await failWaitsUntil(node, () =>
+      expect
+        .poll(() => lines('GPU back in the event set').map((l) => l.gpu), { timeout: 10_000 })
+        .toEqual([GPU1]),
+    );
+    await node.injectEvent({ uuid: GPU1, xid: 94 });
+    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([94]);
+  });
+
+  it('a GPU that refuses registration with a failure while answering probes is said once, not retried each round', async () => {
+    const state = twoGpuState();
+    state.devices[1]!.failures = { nvmlDeviceRegisterEvents: 'UNKNOWN' };
+    const { node, monitor, lines, xids, rounds, failures } = await startMonitor({ state });
+    // Probe rounds run; two Xids after them, each after the other, pass the loop's rebuild point twice.
+    await rounds(2);
+    await node.injectEvent({ uuid: GPU0, xid: 48 });
+    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([48]);
+    await node.injectEvent({ uuid: GPU0, xid: 94 });
+    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([48, 94]);
+    expect(lines('GPU refused event registration; probing it on its own')).toMatchObject([{ gpu: GPU1 }]);
+    expect(failures('nvmlDeviceRegisterEvents')).toBe(1);
+    expect(unhealthy(monitor)).toEqual([GPU0]);
+  });
+
+  it('no event set: a GPU NVML could not find at start is probed, and recovers once it answers', async () => {
+    const state = twoGpuState();
+    state.failures = { nvmlEventSetCreate: 'UNKNOWN' };
+    const { node, monitor, lines, clock } = await startMonitor({
+      state,
+      recoverAfterSeconds: 1,
+      beforeStart: (o) => setNotFoundAndWaitUntilSeen(o, 1),
+    });
+    expect(unhealthy(monitor)).toEqual([GPU1]);
+    await node.update((s) => {
+      delete s.devices[1]!.failures;
+    });
+    clock.ms += 10_000;
+    await expect.poll(() => unhealthy(monitor), { timeout: 10_000 }).toEqual([]);
+    expect(lines('device recovered: Healthy').map((l) => l.device)).toEqual([GPU1]);
+  });
+});
+
+describe('HealthMonitor: a failing event wait', () => {
+  it('is retried after eventErrorBackoffMs, not sooner, and stop() ends that pause', async () => {
+    const {
+      node,
+      monitor: m,
+      lines,
+      failures,
+      rounds,
+    } = await startMonitor({ eventErrorBackoffMs: HOUR_MS });
+    await node.update((state) => {
+      state.failures = { nvmlEventSetWait_v2: 'UNKNOWN' };
+    });
+    await expect.poll(() => failures('nvmlEventSetWait'), { timeout: 10_000 }).toBe(1);
+    // 100 probe rounds 20 ms apart: at least 2 s, and no second wait within the hour's pause.
+    await rounds(100);
+    expect(failures('nvmlEventSetWait')).toBe(1);
+    expect(lines(WAIT_FAILED)).toHaveLength(1);
+    await m.stop();
   });
 });

@@ -50,7 +50,7 @@ type Labels = Map<string, string>;
 export function sanitiseLabelValue(text: string): string {
   return text
     .replace(/[^A-Za-z0-9\-_. ]/g, '')
-    .split(/\s+/)
+    .split(' ')
     .filter((word) => word !== '')
     .join('-');
 }
@@ -315,17 +315,24 @@ function agentLabels(
   for (const resource of resources) {
     const base = `${AGENT_LABEL_PREFIX}${resource.name.slice(resource.name.indexOf('/') + 1)}`;
     if (resource.sharing === 'split') splitLabels(resource, base, labels);
-    else if (resource.sharing === 'hami' && hami) hamiLabels(hami, base, labels);
+    // In HAMi mode the HAMi resource is the only one.
+    else if (hami) hamiLabels(hami, base, labels);
   }
 }
 
-/** `sharing-strategy=split`, `slices` per GPU, and the smallest slice's memory (MiB) and SM percent. */
+/**
+ * `sharing-strategy=split`, `slices` per GPU (the most, when entries differ), and the smallest slice's
+ * memory (MiB) and SM percent. A split resource always has slices: `count` is at least 1 and an entry
+ * that selects no GPU makes no resource.
+ */
 function splitLabels(resource: ResourceSpec, base: string, labels: Labels): void {
   const slices = resource.devices.flatMap((d) => (d.slice ? [d.slice] : []));
-  if (slices.length === 0) return;
-  const slicedGpus = new Set(resource.devices.filter((d) => d.slice).map((d) => d.target.uuid));
+  // Devices per GPU: its slices, or 1 for a GPU the resource offers whole (never more than slices).
+  const slicesPerGpu = new Map<string, number>();
+  for (const d of resource.devices)
+    slicesPerGpu.set(d.target.uuid, (slicesPerGpu.get(d.target.uuid) ?? 0) + 1);
   labels.set(`${base}.sharing-strategy`, 'split');
-  labels.set(`${base}.slices`, String(slices.length / slicedGpus.size));
+  labels.set(`${base}.slices`, String(Math.max(...slicesPerGpu.values())));
   labels.set(`${base}.slice.memory`, String(Math.min(...slices.map((s) => s.memoryMiB))));
   labels.set(`${base}.slice.cores`, String(Math.min(...slices.map((s) => s.corePercent))));
 }

@@ -25,6 +25,8 @@ export interface MockMigDevice {
   memoryMiB: number;
   multiprocessors: number;
   processes?: MockProcess[];
+  /** injected return codes for calls on this MIG device only (native/mock-nvml/README.md, Failures) */
+  failures?: Record<string, string | number>;
 }
 
 /** One GPU of the mock's state file; optional fields have the defaults native/mock-nvml/README.md gives. */

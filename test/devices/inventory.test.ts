@@ -1,10 +1,12 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildInventory, migProfileName } from '../../src/devices/inventory.js';
 import { TopologyLevel } from '../../src/nvml/codes.js';
+import { mockNodePath } from '../../src/paths.js';
 import type { HostPaths } from '../../src/runtime/host.js';
+import type { MockNvmlState } from '../../src/sim/mock-node.js';
 import { type OpenedMock, openMockNvml, twoGpuState } from '../helpers/mock-nvml.js';
 
 let opened: OpenedMock | undefined;
@@ -15,6 +17,11 @@ afterEach(async () => {
   if (hostDir) await rm(hostDir, { recursive: true, force: true });
   hostDir = undefined;
 });
+
+/** A ready mock node's state, to change before opening it. */
+async function stateOf(node: string): Promise<MockNvmlState> {
+  return JSON.parse(await readFile(mockNodePath(node), 'utf8')) as MockNvmlState;
+}
 
 /** A fake host /sys and /proc with the files the inventory reads. */
 async function fakeHost(numaByBusId: Record<string, string>, migMinors = ''): Promise<HostPaths> {
@@ -97,6 +104,87 @@ describe('inventory', () => {
       index: '0:0',
       deviceNodes: ['/dev/nvidia0', '/dev/nvidia-caps/nvidia-cap21', '/dev/nvidia-caps/nvidia-cap22'],
     });
+    // No mig-minors entry for the others' instances: only the GPU's node, no made-up capability node.
+    expect(migGpu!.migDevices[1]!.deviceNodes).toEqual(['/dev/nvidia0']);
+    // The empty MIG slots are skipped, not reported.
+    expect(inventory.problems).toEqual([]);
+  });
+
+  it('reports a MIG device it cannot read, with its GPU and slot, and keeps the others', async () => {
+    const state = await stateOf('mixed-mig');
+    const migs = state.devices[0]!.migDevices!;
+    migs[1]!.failures = { nvmlDeviceGetAttributes_v2: 'UNKNOWN' };
+    opened = await openMockNvml(state);
+    const inventory = await buildInventory(opened.nvml, await fakeHost({}));
+    expect(inventory.gpus[0]!.migDevices.map((m) => m.uuid)).toEqual([migs[0]!.uuid, migs[2]!.uuid]);
+    expect(inventory.problems).toEqual([
+      { where: `${state.devices[0]!.uuid} MIG slot 1`, message: expect.stringContaining('UNKNOWN') },
+    ]);
+  });
+
+  it('a GPU that is not MIG-capable and has no NVLink: MIG off, no links counted, nothing reported', async () => {
+    opened = await openMockNvml('single-t4');
+    const inventory = await buildInventory(opened.nvml, await fakeHost({}));
+    expect(inventory.gpus).toEqual([
+      expect.objectContaining({ name: 'Tesla T4', migCapable: false, migEnabled: false, migDevices: [] }),
+    ]);
+    expect(inventory.problems).toEqual([]);
+  });
+
+  it('a GPU with MIG disabled is not asked for MIG devices', async () => {
+    const state = twoGpuState();
+    state.devices[0]!.failures = { nvmlDeviceGetMaxMigDeviceCount: 'UNKNOWN' };
+    opened = await openMockNvml(state);
+    const inventory = await buildInventory(opened.nvml, await fakeHost({}));
+    expect(inventory.gpus.map((g) => [g.index, g.migCapable, g.migEnabled])).toEqual([
+      [0, true, false],
+      [1, true, false],
+    ]);
+    expect(inventory.problems).toEqual([]);
+  });
+
+  it('an NVML error other than NOT_SUPPORTED on an optional query leaves the GPU out, saying where', async () => {
+    const state = twoGpuState();
+    state.devices[0]!.failures = { nvmlDeviceGetMigMode: 'UNKNOWN' };
+    opened = await openMockNvml(state);
+    const inventory = await buildInventory(opened.nvml, await fakeHost({}));
+    expect(inventory.gpus.map((g) => g.index)).toEqual([1]);
+    expect(inventory.problems).toEqual([{ where: 'GPU 0', message: expect.stringContaining('UNKNOWN') }]);
+  });
+
+  it('no libcuda: the CUDA version is null and the GPUs are read', async () => {
+    const state = twoGpuState();
+    state.failures = { nvmlSystemGetCudaDriverVersion: 'LIBRARY_NOT_FOUND' };
+    opened = await openMockNvml(state);
+    const inventory = await buildInventory(opened.nvml, await fakeHost({}));
+    expect(inventory.cudaDriverVersion).toBeNull();
+    expect(inventory.gpus).toHaveLength(2);
+  });
+
+  it('PCIe distance from the common ancestor: same switch, same NUMA node, across; SYSTEM when not supported', async () => {
+    const state = await stateOf('dgx-a100');
+    state.devices[7]!.failures = { nvmlDeviceGetTopologyCommonAncestor: 'NOT_SUPPORTED' };
+    opened = await openMockNvml(state);
+    const inventory = await buildInventory(opened.nvml, await fakeHost({}));
+    const level = (a: number, b: number) =>
+      inventory.gpus[a]!.links.find((l) => l.peerUuid === inventory.gpus[b]!.uuid)!.pcieLevel;
+    expect([level(0, 1), level(0, 2), level(0, 4), level(7, 6)]).toEqual([
+      TopologyLevel.SINGLE,
+      TopologyLevel.NODE,
+      TopologyLevel.SYSTEM,
+      TopologyLevel.SYSTEM,
+    ]);
+  });
+
+  it('an NVLink it cannot read is reported with its GPU and link, and counts as no NVLink', async () => {
+    const state = twoGpuState();
+    state.devices[0]!.failures = { nvmlDeviceGetNvLinkRemotePciInfo: 'UNKNOWN' };
+    opened = await openMockNvml(state);
+    const inventory = await buildInventory(opened.nvml, await fakeHost({}));
+    expect(inventory.gpus.map((g) => g.links[0]!.nvlinks)).toEqual([0, 2]);
+    expect(inventory.problems).toEqual([
+      { where: `${state.devices[0]!.uuid} NVLink 0`, message: expect.stringContaining('UNKNOWN') },
+    ]);
   });
 
   it('leaves out a GPU it cannot read and keeps the others', async () => {

@@ -20,7 +20,7 @@ import {
 } from '../../src/devices/node-labels.js';
 import { mockNodePath } from '../../src/paths.js';
 import { inventoryFromMockState } from '../../src/sim/state-inventory.js';
-import { gpu } from '../helpers/inventory.js';
+import { gpu, mig } from '../helpers/inventory.js';
 
 type MockState = { devices: Record<string, unknown>[] } & Record<string, unknown>;
 
@@ -335,7 +335,10 @@ describe('GFD rules', () => {
   });
 
   it.each([
+    [1, 3, 'tesla'],
+    [2, 1, 'fermi'],
     [3, 7, 'kepler'],
+    [5, 2, 'maxwell'],
     [6, 1, 'pascal'],
     [7, 0, 'volta'],
     [7, 5, 'turing'],
@@ -493,3 +496,198 @@ function expectGfdFormats(labels: Record<string, string>, file: string): void {
       String(pattern),
     ).toBe(true);
 }
+
+/** nodeLabels on plain GPUs (as a test builds them) with 3D-class PCI readings and no machine type. */
+function plainLabels(gpus: Inventory['gpus'], configText = 'version: v1', driverVersion = '580.95.05') {
+  return nodeLabels({
+    inventory: { driverVersion, cudaDriverVersion: '13.0', gpus, problems: [] },
+    config: configOf(configText),
+    lostGpus: new Set(),
+    host: { machineType: null, pciClasses: new Map(gpus.map((g) => [g.uuid, PCI_CLASS_3D])) },
+  });
+}
+
+/** mixed-mig with GPU 0 holding only its 2g.10gb devices, unless `bothProfiles`, and GPU 1 as given. */
+function singleMigState(gpu1: 'disabled' | 'empty' | '2g.10gb', bothProfiles = false): MockState {
+  const state = stateOf('mixed-mig');
+  const [first, second] = state.devices as [Record<string, unknown>, Record<string, unknown>];
+  if (!bothProfiles)
+    first.migDevices = (first.migDevices as { profile: string }[]).filter((m) => m.profile === '2g.10gb');
+  if (gpu1 !== 'disabled') {
+    second.migEnabled = true;
+    second.migDevices =
+      gpu1 === 'empty'
+        ? []
+        : [
+            {
+              uuid: 'MIG-00000000-0000-0000-0000-00000000000a',
+              giId: 3,
+              profile: '2g.10gb',
+              memoryMiB: 9856,
+            },
+          ];
+  }
+  return state;
+}
+
+describe('GFD labels, case by case', () => {
+  it('label keys come out sorted', () => {
+    const keys = Object.keys(labelsOf('dgx-a100', 'flags: {migStrategy: mixed}').labels);
+    expect(keys).toEqual([...keys].sort());
+  });
+
+  it('GPUs listed out of index order: still the lowest-index GPU model wins', () => {
+    const { labels } = plainLabels([gpu(2), gpu(1), gpu(0, { name: 'Tesla T4', memoryMiB: 15360 }), gpu(3)]);
+    expect(labels).toMatchObject({ 'nvidia.com/gpu.product': 'Tesla-T4', 'nvidia.com/gpu.count': '1' });
+  });
+
+  it('mig.capable is true when any GPU is MIG-capable', () => {
+    const { labels } = plainLabels([gpu(0, { name: 'Tesla T4', migCapable: false }), gpu(1)]);
+    expect(labels['nvidia.com/mig.capable']).toBe('true');
+  });
+
+  it.each(['580', '580.95.05.1'])(
+    'driver version %s (not X.Y[.Z]): driver labels left out, with a warning',
+    (v) => {
+      const { labels, warnings } = plainLabels([gpu(0)], 'version: v1', v);
+      expect(warnings).toEqual([`driver labels left out: version "${v}" is not X.Y[.Z]`]);
+      expect(Object.keys(labels).filter((k) => k.includes('cuda.driver'))).toEqual([]);
+      expect(labels['nvidia.com/cuda.runtime-version.full']).toBe('13.0');
+    },
+  );
+
+  it('no memory reading: no gpu.memory; no compute capability (or 0.x): no family or compute labels', () => {
+    for (const computeCapability of [null, { major: 0, minor: 0 }]) {
+      const { labels, warnings } = plainLabels([gpu(0, { memoryMiB: 0, computeCapability })]);
+      expect(warnings).toEqual([]);
+      expect(labels['nvidia.com/gpu.product']).toBe('NVIDIA-A100-SXM4-80GB');
+      expect(Object.keys(labels).filter((k) => /gpu\.(memory|family|compute)/.test(k))).toEqual([]);
+    }
+  });
+
+  it('a model name with nothing label-safe in it: a time-sliced product is SHARED, without a stray dash', () => {
+    const { labels, warnings } = plainLabels(
+      [gpu(0, { name: '®™' })],
+      'sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}',
+    );
+    expect(warnings).toEqual([]);
+    expect(labels['nvidia.com/gpu.product']).toBe('SHARED');
+  });
+
+  it('gpu.mode is unknown when no GPU class is readable or the class is neither VGA nor 3D', () => {
+    const mode = (pciClass: number | null) =>
+      nodeLabels({
+        inventory: {
+          driverVersion: '580.95.05',
+          cudaDriverVersion: null,
+          gpus: [gpu(0), gpu(1)],
+          problems: [],
+        },
+        config: configOf('version: v1'),
+        lostGpus: new Set(),
+        host: { machineType: null, pciClasses: new Map([0, 1].map((i) => [gpu(i).uuid, pciClass])) },
+      }).labels['nvidia.com/gpu.mode'];
+    expect(mode(null)).toBe('unknown');
+    expect(mode(0x038000)).toBe('unknown');
+  });
+
+  it('every GPU in MIG mode (mixed): the full-GPU labels are "without sharing", even when nvidia.com/gpu is time-sliced', () => {
+    const { labels } = labelsOf(
+      singleMigState('2g.10gb'),
+      'flags: {migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}',
+    );
+    expect(labels).toMatchObject({
+      'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-40GB',
+      'nvidia.com/gpu.count': '2',
+      'nvidia.com/gpu.replicas': '0',
+      'nvidia.com/gpu.sharing-strategy': 'none',
+      'nvidia.com/mig-2g.10gb.count': '3',
+    });
+  });
+
+  it('a MIG profile with an attribute (+me) is labelled mig-<profile>.me, as NVIDIA names the resource', () => {
+    const parent = gpu(0, { migEnabled: true });
+    parent.migDevices = [mig(parent, 0, '1g.10gb+me', 9856)];
+    const { labels } = plainLabels([parent], 'flags: {migStrategy: mixed}');
+    expect(labels['nvidia.com/mig-1g.10gb.me.count']).toBe('1');
+  });
+
+  it('single on a node without MIG enabled is none: whole-GPU labels, no warning', () => {
+    const single = labelsOf('dgx-a100', 'flags: {migStrategy: single}');
+    const none = labelsOf('dgx-a100', 'version: v1');
+    expect(single).toEqual({
+      labels: { ...none.labels, 'nvidia.com/mig.strategy': 'single' },
+      warnings: [],
+    });
+  });
+
+  it.each([
+    ['a MIG-enabled GPU without MIG devices', singleMigState('empty')],
+    ['MIG enabled on one GPU only', singleMigState('disabled')],
+    ['two MIG profiles', singleMigState('2g.10gb', true)],
+  ])('single with %s: -MIG-INVALID, count 0, and no warning', (_, state) => {
+    const { labels, warnings } = labelsOf(state, 'flags: {migStrategy: single}');
+    expect(labels).toMatchObject({
+      'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-40GB-MIG-INVALID',
+      'nvidia.com/gpu.count': '0',
+    });
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe('split and HAMi labels, case by case', () => {
+  it('split on some GPUs under the GPUs own name: slices per sliced GPU, not per GPU on the node', () => {
+    const { labels } = labelsOf(
+      'dgx-a100',
+      'sharing: {split: {resources: [{name: nvidia.com/gpu, count: 10, devices: [0, 1]}]}}',
+    );
+    expect(labels).toMatchObject({
+      'vgpu-agent.io/gpu.sharing-strategy': 'split',
+      'vgpu-agent.io/gpu.slices': '10',
+      'vgpu-agent.io/gpu.slice.memory': '8192',
+      'vgpu-agent.io/gpu.slice.cores': '10',
+    });
+  });
+
+  it('several split entries for one name: GFD replicas from the first, the most slices, the smallest slice', () => {
+    const { labels } = labelsOf(
+      'dgx-a100',
+      'sharing: {split: {resources: [{name: nvidia.com/gpu, count: 2, devices: [0, 1, 2]}, {name: nvidia.com/gpu, count: 4, devices: [3, 4, 5, 6, 7]}]}}',
+    );
+    expect(labels).toMatchObject({
+      'nvidia.com/gpu.replicas': '2',
+      'vgpu-agent.io/gpu.slices': '4',
+      'vgpu-agent.io/gpu.slice.memory': '20480',
+      'vgpu-agent.io/gpu.slice.cores': '25',
+    });
+  });
+
+  it('a label key too long for Kubernetes is left out with a warning naming it', () => {
+    const name = `v${'x'.repeat(51)}`; // 52 characters: `<name>.slices` fits in 63, `.slice.cores` does not
+    const { labels, warnings } = labelsOf(
+      'single-t4',
+      `sharing: {split: {resources: [{name: nvidia.com/gpu, rename: nvidia.com/${name}, count: 2}]}}`,
+    );
+    expect(labels[`vgpu-agent.io/${name}.slices`]).toBe('2');
+    expect(warnings).toEqual(
+      ['sharing-strategy', 'slice.cores', 'slice.memory'].map(
+        (suffix) => `label vgpu-agent.io/${name}.${suffix} left out: not a valid label key`,
+      ),
+    );
+  });
+
+  it('a split or HAMi config this node cannot build: our labels left out with the reason, GFD labels kept', () => {
+    const split = labelsOf(
+      'single-t4',
+      'sharing: {split: {resources: [{name: nvidia.com/gpu, count: 2, devices: [3]}]}}',
+    );
+    expect(split.warnings).toEqual([
+      'split labels left out: sharing.split.resources[0]: no matching device at index 3',
+    ]);
+    expect(split.labels['nvidia.com/gpu.product']).toBe('Tesla-T4-SHARED');
+    const hami = labelsOf('single-t4', 'flags: {migStrategy: mixed}\nsharing: {hami: {}}');
+    expect(hami.warnings).toEqual([
+      'HAMi labels left out: sharing.hami shares whole GPUs: flags.migStrategy must be none (got mixed)',
+    ]);
+  });
+});

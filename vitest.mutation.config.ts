@@ -22,6 +22,7 @@ export default defineConfig({
   test: {
     include: [
       'src/config/docs.test.ts',
+      'src/config/hami-config.test.ts',
       'src/config/health-checks.test.ts',
       'src/config/load.test.ts',
       'src/config/nvidia-compat.test.ts',

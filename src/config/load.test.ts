@@ -416,6 +416,18 @@ describe('sharing rules of vgpu-agent', () => {
     ]);
   });
 
+  test('a name equal to another strategy’s rename is reported at that name', () => {
+    const text = JSON.stringify({
+      sharing: {
+        timeSlicing: { resources: [{ name: 'gpu', replicas: 2, rename: 'mig-1g.5gb' }] },
+        split: { resources: [{ name: 'mig-1g.5gb' }] },
+      },
+    });
+    expect(errorsOf(text)).toEqual([
+      'config.yaml: sharing.split.resources[0].name: nvidia.com/mig-1g.5gb is also advertised by sharing.timeSlicing.resources[0]; a resource is either time-sliced or split',
+    ]);
+  });
+
   test('a resource listed twice must give each entry a devices list', () => {
     const twice = (devices0: unknown, devices1: unknown) =>
       JSON.stringify({
@@ -448,6 +460,9 @@ describe('sharing rules of vgpu-agent', () => {
     ],
     [{ memoryScaling: 0 }, 'memoryScaling: must be > 0 (got 0)'],
     [{ coreScaling: -1 }, 'coreScaling: must be > 0 (got -1)'],
+    // A scaling of 0 is reported once, by its own bound: the slice checks skip it (0 SMs is no "< 1%").
+    [{ coreScaling: 0 }, 'coreScaling: must be > 0 (got 0)'],
+    [{ count: 200, memoryScaling: 0 }, 'memoryScaling: must be > 0 (got 0)'],
     [
       { count: 2, memoryScaling: 3 },
       'memoryScaling: must be <= count (2): a slice cannot have more memory than its GPU (got 3)',
@@ -521,6 +536,33 @@ describe('sharing rules of vgpu-agent', () => {
         },
       ],
     });
+  });
+});
+
+describe('devices entries and resource names at the edges', () => {
+  const withDevices = (devices: unknown) =>
+    JSON.stringify({ sharing: { timeSlicing: { resources: [{ name: 'gpu', replicas: 2, devices }] } } });
+  const REFS = 'a GPU index, "<gpu>:<mig>", GPU-<uuid>, MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>';
+  const unsupported = (got: string) =>
+    `config.yaml: sharing.timeSlicing.resources[0].devices[0]: unsupported type for device in devices list (got ${got}; expected ${REFS})`;
+
+  test.each([
+    // A nested list whose text is an index ("0") is still not an index.
+    [[[0]], 'a list'],
+    // MIG indices past 2^53 cannot be told apart, on either side of the colon.
+    [['99999999999999999999:0'], '"99999999999999999999:0"'],
+    [['0:99999999999999999999'], '"0:99999999999999999999"'],
+  ])('devices: %j is rejected', (devices, got) => {
+    expect(errorsOf(withDevices(devices))).toEqual([unsupported(got)]);
+  });
+
+  test('the bare prefix nvidia.com/ is not a resource name', () => {
+    const text = JSON.stringify({
+      sharing: { timeSlicing: { resources: [{ name: 'nvidia.com/', replicas: 2 }] } },
+    });
+    expect(errorsOf(text)).toEqual([
+      "config.yaml: sharing.timeSlicing.resources[0].name: incorrect format for resource name 'nvidia.com/': a name is needed after nvidia.com/",
+    ]);
   });
 });
 

@@ -250,8 +250,13 @@ describe('resource names (resources.go NewResourceName)', () => {
       'nvidia.com/mig-ts',
     ]);
   });
+  test('renameByDefault on a name with exactly room for ".shared" advertises 63 characters', () => {
+    const fits = 'a'.repeat(45);
+    const text = `{"sharing": {"timeSlicing": {"renameByDefault": true, "resources": [{"name": "${fits}", "replicas": 2}]}}}`;
+    expect(parse(text).config?.sharing.timeSlicing.resources[0]?.rename).toBe(`nvidia.com/${fits}.shared`);
+  });
   test('renameByDefault on a name with no room for ".shared" is an error', () => {
-    const long = 'a'.repeat(50);
+    const long = 'a'.repeat(46);
     expect(
       parse(
         `{"sharing": {"timeSlicing": {"renameByDefault": true, "resources": [{"name": "${long}", "replicas": 2}]}}}`,

@@ -64,6 +64,18 @@ describe('selectConfig', () => {
       { name: 'a.json', file: '/cfg/a.json', reason: 'flag' },
     ],
     [
+      '--config-name with blanks around it',
+      dir('a', 'b'),
+      { configName: ' a ' },
+      { name: 'a', file: '/cfg/a', reason: 'flag' },
+    ],
+    [
+      'a blank label is unset',
+      dir('a', 'default'),
+      { nodeLabel: ' ' },
+      { name: 'default', file: '/cfg/default', reason: 'default' },
+    ],
+    [
       'a plain file',
       { kind: 'file', path: '/etc/vgpu/config.yaml' },
       { nodeLabel: 'x' },
@@ -110,6 +122,19 @@ describe('selectConfig', () => {
       dir('a.json', 'a.yaml'),
       { nodeLabel: 'a' },
       '/cfg: config a (named by node label nvidia.com/device-plugin.config) matches several keys: a.json, a.yaml',
+    ],
+    [
+      'two keys that could be the default',
+      dir('a', 'default.json', 'default.yaml'),
+      {},
+      '/cfg: several keys could be the default: default.json, default.yaml',
+    ],
+    [
+      // A name that is only an extension keeps it: ".json" does not name the file ".yaml".
+      '--config-name .json for a file named .yaml',
+      { kind: 'file', path: '/etc/vgpu/.yaml' },
+      { configName: '.json' },
+      '/etc/vgpu/.yaml: --config-name .json chooses a key of a ConfigMap directory, but this path is a single file (give the directory, or drop --config-name)',
     ],
     [
       '--config-name with another file',

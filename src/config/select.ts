@@ -60,7 +60,7 @@ function findKey(keys: readonly string[], name: string): { key?: string; ambiguo
   if (keys.includes(name)) return { key: name };
   const matches = keys.filter((k) => stem(k) === stem(name));
   if (matches.length === 1) return { key: matches[0]! };
-  return matches.length > 1 ? { ambiguous: matches } : {};
+  return matches.length === 0 ? {} : { ambiguous: matches };
 }
 
 const ORIGIN_TEXT = { flag: '--config-name', label: `node label ${CONFIG_LABEL}` } as const;

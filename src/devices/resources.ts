@@ -13,7 +13,7 @@ import {
   targetListBytes,
 } from './device-list-size.js';
 import type { Inventory } from './inventory-types.js';
-import { type MigStrategy, targetsByResource } from './mig-strategy.js';
+import { GPU_RESOURCE, type MigStrategy, targetsByResource } from './mig-strategy.js';
 import type { AdvertisedDevice, DeviceTarget, ResourceSpec, SharingMode } from './resource-types.js';
 
 interface SharedResourceConfig {
@@ -141,6 +141,9 @@ interface PlannedPart {
 
 type SplitSettings = SharingConfig['split']['resources'][number];
 
+/** A part whose targets are shared (time-slicing replicas or split slices). */
+type SharedPart = PlannedPart & { share: NonNullable<PlannedPart['share']> };
+
 interface PlannedResource {
   name: string;
   sharing: SharingMode;
@@ -166,7 +169,8 @@ export function buildResources(config: SharingConfig, inventory: Inventory): Bui
         name: r.name,
         sharing: r.sharing,
         devices: r.parts.flatMap(buildPart),
-        failRequestsGreaterThanOne: r.sharing === 'time-slicing' && r.failGreaterThanOne,
+        // only time-slicing entries set it; the schema keeps a name time-sliced or split, never both
+        failRequestsGreaterThanOne: r.failGreaterThanOne,
       }),
     );
   return { resources, warnings };
@@ -247,8 +251,11 @@ function sharedEntries(config: SharingConfig) {
   ];
 }
 
-/** Refuses a resource whose ListAndWatch message would not fit: computed from the plan, in O(targets). */
-function checkDeviceListSize(resource: PlannedResource): void {
+/**
+ * Refuses a resource whose ListAndWatch message would not fit: computed from the plan, in O(targets).
+ * `remedy`: what to change, when it is not the entries' replicas, count or device selections.
+ */
+function checkDeviceListSize(resource: Pick<PlannedResource, 'name' | 'parts'>, remedy?: string): void {
   let devices = 0;
   let bytes = 0;
   for (const part of resource.parts) {
@@ -257,18 +264,18 @@ function checkDeviceListSize(resource: PlannedResource): void {
     for (const target of part.targets) bytes += targetListBytes(target, shares);
   }
   if (bytes <= DEVICE_LIST_LIMIT_BYTES) return;
-  const shared = resource.parts.filter((p) => p.share !== null);
+  const shared = resource.parts.filter((p): p is SharedPart => p.share !== null);
   const made = shared.map((p) => `${p.targets.length} × ${sharesOf(p)} ${shareNoun(p)}`).join(' + ');
-  const knob = shared.some((p) => p.share?.kind === 'split') ? 'count' : 'replicas';
+  const knob = shared.some((p) => p.share.kind === 'split') ? 'count' : 'replicas';
   const where = shared.length > 0 ? `${shared.map((p) => p.where).join(', ')}: ` : '';
   throw new ResourceConfigError(
     `${where}${resource.name} would have ${devices} devices (${made}), a ListAndWatch message of ` +
       `${bytesText(bytes)}; at most ${bytesText(DEVICE_LIST_LIMIT_BYTES)} fit safely under kubelet's ` +
-      `${KUBELET_MAX_MESSAGE_BYTES / 1024 / 1024} MiB message limit: lower ${knob} or select fewer devices`,
+      `${KUBELET_MAX_MESSAGE_BYTES / 1024 / 1024} MiB message limit: ${remedy ?? `lower ${knob} or select fewer devices`}`,
   );
 }
 
-const shareNoun = (part: PlannedPart) => (part.share?.kind === 'split' ? 'slices' : 'replicas');
+const shareNoun = (part: SharedPart) => (part.share.kind === 'split' ? 'slices' : 'replicas');
 
 function buildPart(part: PlannedPart): AdvertisedDevice[] {
   const { share } = part;
@@ -315,21 +322,15 @@ function buildHamiResources(
       `sharing.hami shares whole GPUs: flags.migStrategy must be none (got ${migStrategy})`,
     );
   }
-  const targets = targetsByResource(inventory, 'none').get('nvidia.com/gpu') ?? [];
-  const gpus = targets.filter((t) => t.kind === 'gpu');
-  const resource: PlannedResource = {
-    name: hami.resourceCountName,
-    sharing: 'hami',
-    failGreaterThanOne: false,
-    parts: [
-      {
-        targets: gpus,
-        where: 'sharing.hami',
-        share: { kind: 'time-slicing', replicas: hami.deviceSplitCount },
-      },
-    ],
+  // Strategy none: every GPU, MIG-enabled or not, is one whole target under nvidia.com/gpu.
+  const gpus = targetsByResource(inventory, 'none').get(GPU_RESOURCE) ?? [];
+  const part: PlannedPart = {
+    targets: gpus,
+    where: 'sharing.hami',
+    share: { kind: 'time-slicing', replicas: hami.deviceSplitCount },
   };
-  checkDeviceListSize(resource);
+  // HAMi mode selects no devices: only deviceSplitCount makes the list shorter.
+  checkDeviceListSize({ name: hami.resourceCountName, parts: [part] }, 'lower deviceSplitCount');
   const devices = gpus.flatMap((target) =>
     Array.from(
       { length: hami.deviceSplitCount },

@@ -2,16 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import { formatInventory } from '../../src/devices/format-inventory.js';
 import type { Inventory } from '../../src/devices/inventory-types.js';
-import { gpu, linkedInventory, mig, uuidOf } from '../helpers/inventory.js';
+import { linkedInventory, mig, uuidOf } from '../helpers/inventory.js';
 
 describe('formatInventory', () => {
   it('prints the driver, each GPU with its facts, its MIG devices, and the problems met', () => {
-    // GPUs 0 and 1 are NVLinked; neither has NVLink to GPU 2.
+    // GPUs 0 and 1 are NVLinked; neither has NVLink to GPU 2, whose links to both are PCIe only.
     const linked = linkedInventory(3, (a, b) => (a + b === 1 ? 4 : 0)).gpus;
     const g0 = { ...linked[0]!, migEnabled: true };
     g0.migDevices = [mig(g0, 0, '3g.40gb', 40192)];
     const g1 = { ...linked[1]!, migCapable: false, numaNode: null, computeCapability: null };
-    const g2 = gpu(2, { deviceNodes: ['/dev/nvidia2', '/dev/nvidia-caps'] });
+    const g2 = { ...linked[2]!, deviceNodes: ['/dev/nvidia2', '/dev/nvidia-caps'] };
     const inventory: Inventory = {
       driverVersion: '580.95.05',
       cudaDriverVersion: null,

@@ -288,6 +288,23 @@ describe('buildResources: what kubelet can receive', () => {
     expect(() => buildResources(replicas(6864), linkedInventory(8))).toThrow(ResourceConfigError);
   });
 
+  it('accepts a list of exactly 3.5 MiB and refuses one replica more', () => {
+    // 2 GPUs × 27,147 replicas and 4 whole GPUs: 3,670,016 bytes, the limit to the byte.
+    const config = (n: number) =>
+      sharing({
+        timeSlicing: {
+          failRequestsGreaterThanOne: false,
+          resources: [{ name: 'nvidia.com/gpu', replicas: n, devices: { type: 'count', count: 2 } }],
+        },
+      });
+    expect(buildResources(config(27_147), linkedInventory(6)).resources[0]!.devices).toHaveLength(
+      2 * 27_147 + 4,
+    );
+    expect(() => buildResources(config(27_148), linkedInventory(6))).toThrow(
+      /nvidia.com\/gpu would have 54300 devices \(2 × 27148 replicas\), a ListAndWatch message of 3670152 bytes/,
+    );
+  });
+
   it('names every entry that adds to the list', () => {
     const gpus = (indexes: number[]) => ({
       type: 'list' as const,
@@ -367,7 +384,8 @@ describe('parseDeviceId: back from the IDs kubelet was given to the device behin
           timeSlicing: {
             failRequestsGreaterThanOne: false,
             resources: [
-              { name: 'nvidia.com/gpu', replicas: 3, devices: { type: 'all' } },
+              // 12 replicas: shares of two digits, ::10 and ::11
+              { name: 'nvidia.com/gpu', replicas: 12, devices: { type: 'all' } },
               { name: 'nvidia.com/mig-2g.20gb', replicas: 2, devices: { type: 'all' } },
             ],
           },
@@ -390,6 +408,7 @@ describe('parseDeviceId: back from the IDs kubelet was given to the device behin
     const devices = built.flatMap((r) => r.devices);
     expect(devices.some((d) => d.share !== undefined && d.target.kind === 'mig')).toBe(true);
     expect(devices.some((d) => d.slice !== undefined)).toBe(true);
+    expect(devices.some((d) => d.id.endsWith('::11'))).toBe(true);
     for (const device of devices) {
       const expected =
         device.share === undefined
@@ -406,9 +425,12 @@ describe('parseDeviceId: back from the IDs kubelet was given to the device behin
       'GPU-abc::',
       'GPU-abc::x',
       'GPU-abc::01',
+      'GPU-abc::1x',
       '::3',
       'GPU-',
       'eth0',
+      'vgpu-GPU-abc',
+      'GPU-abc def',
     ]) {
       expect(parseDeviceId(id), id).toBeUndefined();
     }
@@ -439,6 +461,32 @@ describe('buildResources: HAMi scheduler mode', () => {
     expect(
       summary(linkedInventory(1), sharing({ hami: hami({ resourceCountName: 'nvidia.com/vgpu' }) }))[0]![0],
     ).toBe('nvidia.com/vgpu');
+  });
+
+  it('never refuses a request for several replicas, and warns of nothing on a node with GPUs', () => {
+    const built = buildResources(sharing({ hami: hami() }), linkedInventory(1));
+    expect(built.warnings).toEqual([]);
+    expect(built.resources.map((r) => r.failRequestsGreaterThanOne)).toEqual([false]);
+  });
+
+  it('advertises nothing on a node without GPUs, and says so', () => {
+    const empty: Inventory = { driverVersion: 'x', cudaDriverVersion: null, gpus: [], problems: [] };
+    expect(buildResources(sharing({ hami: hami() }), empty)).toEqual({
+      resources: [],
+      warnings: ['sharing.hami: no GPUs on this node'],
+    });
+  });
+
+  it('refuses a deviceSplitCount whose device list kubelet could not receive, naming the setting', () => {
+    expect(() =>
+      buildResources(sharing({ hami: hami({ deviceSplitCount: 9000 }) }), linkedInventory(8)),
+    ).toThrow(
+      new ResourceConfigError(
+        'sharing.hami: nvidia.com/gpu would have 72000 devices (8 × 9000 replicas), ' +
+          'a ListAndWatch message of 4815120 bytes (4.59 MiB); at most 3670016 bytes (3.5 MiB) fit ' +
+          "safely under kubelet's 4 MiB message limit: lower deviceSplitCount",
+      ),
+    );
   });
 
   it('MIG-enabled GPUs count as whole GPUs; a MIG strategy is refused', () => {
@@ -557,6 +605,32 @@ describe('buildResources: selections, names and warnings', () => {
     );
     expect(names(built)).toEqual([
       ['nvidia.com/gpu', 'time-slicing', true, [`${uuidOf(0)}::0`, `${uuidOf(0)}::1`, uuidOf(1)]],
+    ]);
+  });
+
+  it('failRequestsGreaterThanOne applies to time-sliced names only, not to split or whole ones', () => {
+    const config = sharing({
+      migStrategy: 'mixed',
+      timeSlicing: {
+        failRequestsGreaterThanOne: true,
+        resources: [{ name: 'nvidia.com/mig-2g.20gb', replicas: 2, devices: { type: 'all' } }],
+      },
+      split: {
+        resources: [
+          { name: 'nvidia.com/gpu', count: 2, memoryScaling: 1, coreScaling: 1, devices: { type: 'all' } },
+        ],
+      },
+    });
+    expect(
+      buildResources(config, mixedNode()).resources.map((r) => [
+        r.name,
+        r.sharing,
+        r.failRequestsGreaterThanOne,
+      ]),
+    ).toEqual([
+      ['nvidia.com/gpu', 'split', false],
+      ['nvidia.com/mig-2g.20gb', 'time-slicing', true],
+      ['nvidia.com/mig-3g.40gb', 'exclusive', false],
     ]);
   });
 

@@ -175,6 +175,33 @@ describe('TopologyScores', () => {
     expect(scores.pair(uuidOf(1), uuidOf(0))).toBe(0);
   });
 
+  it('symmetric: both GPUs report NVLinks to each other, or neither does (HAMi scores one-sided pairs 0)', () => {
+    const link = (peer: number, nvlinks: number) => ({
+      peerUuid: uuidOf(peer),
+      nvlinks,
+      pcieLevel: TopologyLevel.NODE,
+    });
+    // GPU 5 was not read: only GPU 0's and GPU 3's side of their links is known.
+    const scores = new TopologyScores([
+      gpu(0, { links: [link(1, 2), link(2, 3), link(3, 0), link(4, 1), link(5, 0)] }),
+      gpu(1, { links: [link(0, 2), link(2, 0)] }),
+      gpu(2, { links: [link(0, 0), link(1, 0)] }),
+      gpu(3, { links: [link(0, 0), link(5, 4)] }),
+      gpu(4, { links: [] }),
+    ]);
+    const symmetric = (a: number, b: number) => [
+      scores.symmetric(uuidOf(a), uuidOf(b)),
+      scores.symmetric(uuidOf(b), uuidOf(a)),
+    ];
+    expect(symmetric(0, 1)).toEqual([true, true]); // NVLinks both ways
+    expect(symmetric(1, 2)).toEqual([true, true]); // none either way
+    expect(symmetric(0, 3)).toEqual([true, true]);
+    expect(symmetric(0, 5)).toEqual([true, true]); // none, and the other end unknown
+    expect(symmetric(0, 2)).toEqual([false, false]); // GPU 2 reports no NVLink to 0
+    expect(symmetric(0, 4)).toEqual([false, false]); // GPU 4 reports no link to 0 at all
+    expect(symmetric(3, 5)).toEqual([false, false]);
+  });
+
   it('a set scores the sum of its pairs, each pair once', () => {
     const scores = TopologyScores.of(linkedInventory(3, (a, b) => a + b));
     // (0,1): 1 NVLink + SINGLE; (0,2): 2 + NODE; (1,2): 3 + NODE

@@ -102,19 +102,17 @@ function startingSet(request: PreferredAllocationRequest): {
 } {
   if (request.checked) {
     const { available, mustInclude } = request;
-    if (mustInclude.length === 0) return { chosen: mustInclude, candidates: available };
     const taken = new Set(mustInclude);
     return { chosen: mustInclude, candidates: available.filter((id) => !taken.has(id)) };
   }
   const offered = new Set(request.available);
   const chosen = [...new Set(request.mustInclude)].filter((id) => offered.has(id)).slice(0, request.size);
-  if (chosen.length === 0) return { chosen, candidates: [...offered] };
   const taken = new Set(chosen);
   return { chosen, candidates: [...offered].filter((id) => !taken.has(id)) };
 }
 
+/** n choose k, for the 0 < k ≤ n that preferWholeGpus asks about. */
 function binomial(n: number, k: number): number {
-  if (k < 0 || k > n) return 0;
   let result = 1;
   for (let i = 1; i <= k; i++) result = (result * (n - k + i)) / i;
   return result;
@@ -147,7 +145,8 @@ function bestSet(
   needed: number,
   scores: TopologyScores,
 ): string[] {
-  let best: string[] = candidates.slice(0, needed);
+  // Every score is ≥ 0, so the first set visited replaces these.
+  let best: string[] = [];
   let bestScore = -1;
   const pick: string[] = [];
   const visit = (start: number) => {
@@ -190,9 +189,8 @@ function greedySet(
     const pickedId = candidates[bestIndex]!;
     taken[bestIndex] = true;
     result.push(pickedId);
-    for (let i = 0; i < candidates.length; i++) {
-      if (!taken[i]) gain[i] = gain[i]! + scores.pair(candidates[i]!, pickedId);
-    }
+    // Taken candidates' gains are never read again: updating them too keeps the loop plain.
+    for (let i = 0; i < candidates.length; i++) gain[i] = gain[i]! + scores.pair(candidates[i]!, pickedId);
   }
   return result;
 }
@@ -210,8 +208,8 @@ export function preferShares(
   policy: SharedAllocationPolicy,
 ): string[] {
   const { chosen, candidates } = startingSet(request);
+  // needed ≤ 0 (must-include fills the request): neither search below picks anything.
   const needed = request.size - chosen.length;
-  if (needed <= 0) return [...chosen];
   const gpus = sharesPerGpu(devices, chosen, candidates);
   const chosenTargets = new Set(chosen.map((id) => devices.get(id)?.target.uuid));
   const single = needed > 1 ? singleGpuFor(gpus, chosenTargets, needed, policy) : undefined;
@@ -222,8 +220,6 @@ export function preferShares(
 /** One GPU (or MIG device) as preferShares sees it. */
 interface GpuShares {
   uuid: string;
-  /** position in UUID order: the last tie-break */
-  rank: number;
   /** shares kubelet offers and nobody chose yet, in kubelet's order; `next` is the first not yet picked */
   free: string[];
   next: number;
@@ -242,7 +238,7 @@ function sharesPerGpu(
   for (const { target } of devices.values()) {
     const gpu = byTarget.get(target.uuid);
     if (gpu) gpu.load++;
-    else byTarget.set(target.uuid, { uuid: target.uuid, rank: 0, free: [], next: 0, load: 1, picked: 0 });
+    else byTarget.set(target.uuid, { uuid: target.uuid, free: [], next: 0, load: 1, picked: 0 });
   }
   const gpuOf = (id: string) => {
     const target = devices.get(id)?.target;
@@ -259,11 +255,9 @@ function sharesPerGpu(
     gpu.load--;
     gpu.free.push(id);
   }
-  const sorted = [...byTarget.values()].sort((a, b) => a.uuid.localeCompare(b.uuid));
-  sorted.forEach((gpu, rank) => {
-    gpu.rank = rank;
-  });
-  return sorted.filter((gpu) => gpu.free.length > 0);
+  // In UUID order, whatever the order of kubelet's list or the devices: the searches below keep the
+  // first of equals, so ties go to the lowest UUID. A GPU with nothing free is never picked.
+  return [...byTarget.values()].sort((a, b) => a.uuid.localeCompare(b.uuid));
 }
 
 /** All on one GPU: the must-include GPU if it has room, else the best-fitting one (packed: tightest). */
@@ -277,7 +271,7 @@ function singleGpuFor(
   const fits = (gpu: GpuShares) =>
     gpu.free.length >= needed && (chosenTargets.size === 0 || chosenTargets.has(gpu.uuid));
   const first = (a: GpuShares, b: GpuShares) =>
-    (policy === 'packed' ? a.free.length - b.free.length : b.free.length - a.free.length) || a.rank - b.rank;
+    policy === 'packed' ? a.free.length - b.free.length : b.free.length - a.free.length;
   let best: GpuShares | undefined;
   for (const gpu of gpus) if (fits(gpu) && (best === undefined || first(gpu, best) < 0)) best = gpu;
   return best;
@@ -286,7 +280,7 @@ function singleGpuFor(
 /** One share at a time from the GPU the policy ranks first, its load updated after each pick. */
 function spread(gpus: readonly GpuShares[], needed: number, policy: SharedAllocationPolicy): string[] {
   const first = (a: GpuShares, b: GpuShares) =>
-    (policy === 'packed' ? b.load - a.load : a.load - b.load) || a.picked - b.picked || a.rank - b.rank;
+    (policy === 'packed' ? b.load - a.load : a.load - b.load) || a.picked - b.picked;
   const result: string[] = [];
   while (result.length < needed) {
     let best: GpuShares | undefined;

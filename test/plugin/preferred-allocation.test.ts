@@ -175,6 +175,33 @@ describe('TopologyScores', () => {
     expect(scores.pair(uuidOf(1), uuidOf(0))).toBe(0);
   });
 
+  it('symmetric: both GPUs report NVLinks to each other, or neither does (HAMi scores one-sided pairs 0)', () => {
+    const link = (peer: number, nvlinks: number) => ({
+      peerUuid: uuidOf(peer),
+      nvlinks,
+      pcieLevel: TopologyLevel.NODE,
+    });
+    // GPU 5 was not read: only GPU 0's and GPU 3's side of their links is known.
+    const scores = new TopologyScores([
+      gpu(0, { links: [link(1, 2), link(2, 3), link(3, 0), link(4, 1), link(5, 0)] }),
+      gpu(1, { links: [link(0, 2), link(2, 0)] }),
+      gpu(2, { links: [link(0, 0), link(1, 0)] }),
+      gpu(3, { links: [link(0, 0), link(5, 4)] }),
+      gpu(4, { links: [] }),
+    ]);
+    const symmetric = (a: number, b: number) => [
+      scores.symmetric(uuidOf(a), uuidOf(b)),
+      scores.symmetric(uuidOf(b), uuidOf(a)),
+    ];
+    expect(symmetric(0, 1)).toEqual([true, true]); // NVLinks both ways
+    expect(symmetric(1, 2)).toEqual([true, true]); // none either way
+    expect(symmetric(0, 3)).toEqual([true, true]);
+    expect(symmetric(0, 5)).toEqual([true, true]); // none, and the other end unknown
+    expect(symmetric(0, 2)).toEqual([false, false]); // GPU 2 reports no NVLink to 0
+    expect(symmetric(0, 4)).toEqual([false, false]); // GPU 4 reports no link to 0 at all
+    expect(symmetric(3, 5)).toEqual([false, false]);
+  });
+
   it('a set scores the sum of its pairs, each pair once', () => {
     const scores = TopologyScores.of(linkedInventory(3, (a, b) => a + b));
     // (0,1): 1 NVLink + SINGLE; (0,2): 2 + NODE; (1,2): 3 + NODE
@@ -200,6 +227,16 @@ describe('preferWholeGpus: the search', () => {
     expect(
       preferWholeGpus({ available: ids(5, 4, 3), mustInclude: ids(3), size: 2, checked: true }, flat),
     ).toEqual(ids(3, 5));
+  });
+
+  it('a checked request’s must-include IDs are never picked a second time, wherever kubelet lists them', () => {
+    // Kubelet's available list holds the must-include IDs too; here GPU 3 comes first and ties with all.
+    expect(
+      preferWholeGpus({ available: ids(3, 5, 4), mustInclude: ids(3), size: 2, checked: true }, flat),
+    ).toEqual(ids(3, 5));
+    expect(preferInOrder({ available: ['c', 'a', 'b'], mustInclude: ['c'], size: 2, checked: true })).toEqual(
+      ['c', 'a'],
+    );
   });
 
   it('a must-include list that fills the request is the answer', () => {
@@ -260,6 +297,46 @@ describe('preferWholeGpus: the search', () => {
     );
   });
 
+  it('greedy follows its picks: each next GPU is the one best connected to all taken so far', () => {
+    // 52 GPUs, 4 wanted with GPU 10 (20,825 sets): greedy. An NVLink chain 10 → 20 → 25 → 29, and
+    // GPU 11 is 10's PCIe switch partner: the best partner of the must-include GPU alone after 20.
+    const chain = new Set(['10-20', '20-25', '25-29']);
+    const scores = TopologyScores.of(
+      linkedInventory(52, (a, b) => (chain.has(`${Math.min(a, b)}-${Math.max(a, b)}`) ? 12 : 0)),
+    );
+    const available = ids(...Array.from({ length: 52 }, (_, i) => i));
+    expect(preferWholeGpus({ available, mustInclude: ids(10), size: 4 }, scores)).toEqual(
+      ids(10, 20, 25, 29),
+    );
+  });
+
+  it('the greedy budget: 1,000 candidates × a set of 1,000 is searched, one candidate more is not', () => {
+    // GPU 1 is GPU 0's only linked peer and kubelet lists it last: greedy takes it, kubelet's order leaves it.
+    const scores = TopologyScores.of(linkedInventory(2));
+    const unknown = Array.from({ length: 1000 }, (_, i) => `GPU-unknown-${i}`);
+    const request = (others: number) => ({
+      available: [uuidOf(0), ...unknown.slice(0, others), uuidOf(1)],
+      mustInclude: [uuidOf(0)],
+      size: 1000,
+    });
+    expect(preferWholeGpus(request(999), scores)).toEqual([uuidOf(0), uuidOf(1), ...unknown.slice(0, 998)]);
+    expect(preferWholeGpus(request(1000), scores)).toEqual([uuidOf(0), ...unknown.slice(0, 999)]);
+  });
+
+  it('the exhaustive budget counts each pair of the whole set once: 3 sets × 816·815/2 pairs is searched', () => {
+    // GPU 0 (must-include) is 1's NVLink and switch partner; 2 and 3 are each other's (12 NVLinks).
+    // Greedy takes 1 first and ends with {1, 2}; the best pair is {2, 3}.
+    const scores = TopologyScores.of(linkedInventory(4, (a, b) => (a + b === 1 ? 1 : a + b === 5 ? 12 : 0)));
+    const request = (unknownMust: number) => {
+      const must = [uuidOf(0), ...Array.from({ length: unknownMust }, (_, i) => `GPU-unknown-${i}`)];
+      return { available: [...must, ...ids(1, 2, 3)], mustInclude: must, size: must.length + 2 };
+    };
+    // 814 must-include + 2 = 816 GPUs: 3 × 332,520 = 997,560 pair scores, within 1,000,000.
+    expect(preferWholeGpus(request(813), scores).slice(-2)).toEqual(ids(2, 3));
+    // One more must-include, 817 GPUs: 3 × 333,336 = 1,000,008, over: greedy.
+    expect(preferWholeGpus(request(814), scores).slice(-2)).toEqual(ids(1, 2));
+  });
+
   it('beyond the greedy budget: must-include, then kubelet’s order', () => {
     const available = Array.from({ length: 5000 }, (_, i) => `GPU-unknown-${i}`);
     const result = preferWholeGpus(
@@ -310,6 +387,25 @@ describe('preferShares: must-include, ties and spill-over', () => {
         'distributed',
       ),
     ).toEqual([share(0, 0), share(1, 0), share(2, 0)]);
+    // Two more, though each must-include GPU has room for both: the free GPU first, then by UUID.
+    const roomy = sharesOf(threeGpus, 4);
+    expect(
+      preferShares(
+        { available: [...roomy.keys()], mustInclude: [share(0, 0), share(1, 0)], size: 4 },
+        roomy,
+        'distributed',
+      ),
+    ).toEqual([share(0, 0), share(1, 0), share(2, 0), share(0, 1)]);
+  });
+
+  it('a must-include share counts as this container’s: the rest goes to the GPU it took fewer from', () => {
+    const byId = sharesOf(threeGpus.slice(0, 2), 2);
+    // GPU 0's ::0 is ours (must-include), GPU 1's ::0 is in use elsewhere: equal load, GPU 1 next.
+    const available = [...byId.keys()].filter((id) => id !== share(1, 0));
+    expect(preferShares({ available, mustInclude: [share(0, 0)], size: 2 }, byId, 'distributed')).toEqual([
+      share(0, 0),
+      share(1, 1),
+    ]);
   });
 
   it('packed takes the GPU with the least room that fits, distributed the one with the most', () => {
@@ -324,6 +420,16 @@ describe('preferShares: must-include, ties and spill-over', () => {
       share(1, 0),
       share(1, 1),
     ]);
+    // The other way round (GPU 1 has two in use), whatever the UUID order.
+    const mirrored = [...byId.keys()].filter((id) => id !== share(1, 0) && id !== share(1, 1));
+    expect(preferShares({ available: mirrored, mustInclude: [], size: 2 }, byId, 'packed')).toEqual([
+      share(1, 2),
+      share(1, 3),
+    ]);
+    expect(preferShares({ available: mirrored, mustInclude: [], size: 2 }, byId, 'distributed')).toEqual([
+      share(0, 0),
+      share(0, 1),
+    ]);
   });
 
   it('GPUs are ranked by UUID whatever kubelet’s order: equal GPUs give the first by UUID', () => {
@@ -335,6 +441,18 @@ describe('preferShares: must-include, ties and spill-over', () => {
     expect(preferShares({ available: reversed, mustInclude: [], size: 2 }, byId, 'distributed')).toEqual([
       share(0, 1),
       share(0, 0),
+    ]);
+  });
+
+  it('equal GPUs give the first by UUID whatever the order of the resource’s devices', () => {
+    // The resource lists devices in GPU index order, which need not be UUID order.
+    const byId = sharesOf([gpu(1), gpu(0)], 2);
+    const available = [...byId.keys()];
+    expect(preferShares({ available, mustInclude: [], size: 1 }, byId, 'distributed')).toEqual([share(0, 0)]);
+    expect(preferShares({ available, mustInclude: [], size: 1 }, byId, 'packed')).toEqual([share(0, 0)]);
+    expect(preferShares({ available, mustInclude: [], size: 2 }, byId, 'packed')).toEqual([
+      share(0, 0),
+      share(0, 1),
     ]);
   });
 

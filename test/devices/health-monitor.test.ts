@@ -515,6 +515,21 @@ async function failWaitsUntil(node: OpenedMock['node'], until: () => Promise<voi
   });
 }
 
+/** GPU1 rejoins the event set at the probe a failed wait makes, and its next Xid is seen again. */
+async function expectBackInEventSet(
+  node: OpenedMock['node'],
+  lines: (msg: string) => { gpu?: string }[],
+  xids: readonly number[],
+): Promise<void> {
+  await failWaitsUntil(node, () =>
+    expect
+      .poll(() => lines('GPU back in the event set').map((l) => l.gpu), { timeout: 10_000 })
+      .toEqual([GPU1]),
+  );
+  await node.injectEvent({ uuid: GPU1, xid: 94 });
+  await expect.poll(() => xids, { timeout: 10_000 }).toEqual([94]);
+}
+
 describe('HealthMonitor: joining the event set again', () => {
   it('a GPU NVML cannot find at start joins the event set at the first probe that finds it', async () => {
     const { node, lines, xids } = await startMonitor({
@@ -525,13 +540,7 @@ describe('HealthMonitor: joining the event set again', () => {
       delete state.devices[1]!.failures;
     });
     await expect.poll(() => answers(opened!.nvml, GPU1), { timeout: 10_000, interval: 10 }).toBe(true);
-    await failWaitsUntil(node, () =>
-      expect
-        .poll(() => lines('GPU back in the event set').map((l) => l.gpu), { timeout: 10_000 })
-        .toEqual([GPU1]),
-    );
-    await node.injectEvent({ uuid: GPU1, xid: 94 });
-    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([94]);
+    await expectBackInEventSet(node, lines, xids);
   });
 
   it('a GPU lost for a moment joins the event set again at the first probe it answers', async () => {
@@ -544,13 +553,7 @@ describe('HealthMonitor: joining the event set again', () => {
       .toEqual([GPU1]);
     expect(reasons(monitor)).toEqual([[GPU1, 'GPU is lost (NVML_ERROR_GPU_IS_LOST)']]);
     await setLostAndWaitUntilSeen(opened!, GPU1, false);
-    await failWaitsUntil(node, () =>
-      expect
-        .poll(() => lines('GPU back in the event set').map((l) => l.gpu), { timeout: 10_000 })
-        .toEqual([GPU1]),
-    );
-    await node.injectEvent({ uuid: GPU1, xid: 94 });
-    await expect.poll(() => xids, { timeout: 10_000 }).toEqual([94]);
+    await expectBackInEventSet(node, lines, xids);
   });
 
   it('a GPU that refuses registration with a failure while answering probes is said once, not retried each round', async () => {
